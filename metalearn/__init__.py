@@ -1,0 +1,1 @@
+"""metalearn: meta-learning learning algorithms with seed-shared evolution strategies in JAX."""

@@ -1,0 +1,64 @@
+"""Orbax checkpoints of a meta-training run: ES state, generation, PRNG key and the config as JSON.
+
+Orbax writes each step to a temporary directory and renames it when complete, so a run killed mid-save
+leaves the previous checkpoint intact; only finalized steps are ever listed or restored. Nothing is
+pickled: arrays go through tensorstore, the config through JSON.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import jax
+import numpy as np
+import orbax.checkpoint as ocp
+
+from metalearn.config import MetaTrainConfig
+
+
+class CheckpointError(RuntimeError):
+    """A checkpoint that is missing, unreadable or not of this project."""
+
+
+def _manager(run_dir: Path, keep: int = 3) -> ocp.CheckpointManager:
+    options = ocp.CheckpointManagerOptions(max_to_keep=keep, create=True, enable_async_checkpointing=False)
+    return ocp.CheckpointManager(Path(run_dir).absolute() / "checkpoints", options=options,
+                                 item_names=("state", "config"))
+
+
+def save(run_dir: Path, generation: int, state: Any, config: MetaTrainConfig) -> None:
+    """Write checkpoint `generation` (a completed-generation count) and wait until it is final on disk."""
+    with _manager(run_dir) as manager:
+        manager.save(generation, args=ocp.args.Composite(
+            state=ocp.args.StandardSave(jax.device_get(state)),
+            config=ocp.args.JsonSave(config.to_json()),
+        ))
+        manager.wait_until_finished()
+
+
+def saved_steps(run_dir: Path) -> list[int]:
+    directory = Path(run_dir) / "checkpoints"
+    if not directory.is_dir():
+        return []
+    with _manager(run_dir) as manager:
+        return sorted(manager.all_steps())
+
+
+def load_config(run_dir: Path, step: int) -> MetaTrainConfig:
+    with _manager(run_dir) as manager:
+        try:
+            data = manager.restore(step, args=ocp.args.Composite(config=ocp.args.JsonRestore()))["config"]
+        except Exception as err:  # orbax raises assorted types for unreadable directories
+            raise CheckpointError(f"cannot read the config of checkpoint {step} in {run_dir}: {err}") from None
+    return MetaTrainConfig.from_json(data)
+
+
+def restore(run_dir: Path, step: int, template: Any) -> Any:
+    """Restore the state saved at `step` with the structure, shapes and dtypes of `template`."""
+    abstract = jax.tree.map(lambda x: np.zeros(np.shape(x), np.asarray(x).dtype), jax.device_get(template))
+    with _manager(run_dir) as manager:
+        try:
+            return manager.restore(step, args=ocp.args.Composite(state=ocp.args.StandardRestore(abstract)))["state"]
+        except Exception as err:
+            raise CheckpointError(f"cannot restore checkpoint {step} in {run_dir}: {err}") from None

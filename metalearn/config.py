@@ -1,0 +1,49 @@
+"""The meta-training configuration: one frozen dataclass, saved as JSON in every checkpoint."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+
+
+@dataclasses.dataclass(frozen=True)
+class MetaTrainConfig:
+    learner: str = "vsml"  # learner spec, e.g. 'vsml:ticks=1,hidden=32'
+    task: str = "digits"  # task family; meta-train on its train pool, meta-test on its test pool
+    population: int = 128  # ES members per generation (antithetic pairs: even, divisible by 2 x devices)
+    sigma: float = 0.05  # ES noise std
+    lr: float = 0.025  # Adam learning rate on the ES gradient
+    generations: int = 1200
+    episode_length: int = 100  # inner-loop steps per episode
+    episodes_per_member: int = 1  # episodes each member is scored on (shared by the whole population)
+    eval_every: int = 50  # generations between meta-test evaluations
+    eval_episodes: int = 64  # fixed meta-test episodes (same keys every evaluation)
+    checkpoint_every: int = 100  # generations between checkpoints (and one at the end)
+    chunk: int = 8  # antithetic pairs evaluated at once per device: bounds memory, not the result
+    seed: int = 0
+
+    def __post_init__(self):
+        positive = ("population", "generations", "episode_length", "episodes_per_member", "eval_every",
+                    "eval_episodes", "checkpoint_every", "chunk")
+        for name in positive:
+            if getattr(self, name) < 1:
+                raise ValueError(f"{name} must be at least 1, got {getattr(self, name)}")
+        if not self.sigma > 0 or not self.lr > 0:
+            raise ValueError(f"sigma and lr must be positive, got sigma={self.sigma}, lr={self.lr}")
+
+    def to_json(self) -> dict:
+        return dataclasses.asdict(self)
+
+    @classmethod
+    def from_json(cls, data: dict) -> "MetaTrainConfig":
+        known = {f.name for f in dataclasses.fields(cls)}
+        unknown = set(data) - known
+        if unknown:
+            raise ValueError(f"config has unknown keys {sorted(unknown)}; was it written by a newer metalearn?")
+        return cls(**data)
+
+    def replace(self, **changes) -> "MetaTrainConfig":
+        return dataclasses.replace(self, **changes)
+
+    def dumps(self) -> str:
+        return json.dumps(self.to_json(), sort_keys=True)

@@ -1,0 +1,95 @@
+"""The learner interface shared by learned and hand-designed learning algorithms.
+
+A learner is a frozen (hashable, by-value) dataclass of hyper-parameters with three pure methods:
+
+- `init_meta_params(key, spec)` -> the *algorithm*: parameters shared by every task (empty for
+  hand-designed learners);
+- `init_state(meta_params, key, spec)` -> the *learnable state* of one task (fast weights, LSTM states,
+  stored examples);
+- `step(meta_params, state, x, feedback)` -> (state, logits): first absorb the feedback for the previous
+  prediction, then predict the label of `x`.
+
+Feedback arrives one step late because the inner loop predicts, is scored, and only then reveals the
+answer. A zero feedback (as at t=0 or in a query phase) carries no information and must leave a
+hand-designed learner unchanged.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+from typing import Any, NamedTuple, Protocol
+
+import chex
+import jax
+import jax.numpy as jnp
+
+PyTree = Any
+
+
+class TaskSpec(NamedTuple):
+    """The shapes a learner is built for."""
+
+    input_size: int
+    num_classes: int
+
+
+class Feedback(NamedTuple):
+    """What the learner is told after a prediction: error = softmax(logits) - onehot(label)."""
+
+    error: chex.Array  # [num_classes]
+    label: chex.Array  # [num_classes] one-hot
+
+    @classmethod
+    def zeros(cls, num_classes: int) -> "Feedback":
+        return cls(jnp.zeros((num_classes,)), jnp.zeros((num_classes,)))
+
+    @classmethod
+    def from_prediction(cls, logits: chex.Array, label: chex.Array, given: chex.Array) -> "Feedback":
+        """Feedback for one prediction; all zeros where `given` is False (no feedback this step)."""
+        onehot = jax.nn.one_hot(label, logits.shape[-1])
+        error = jax.nn.softmax(logits) - onehot
+        return cls(jnp.where(given, error, 0.0), jnp.where(given, onehot, 0.0))
+
+
+class Learner(Protocol):
+    """Structural type of every learner (see module docstring)."""
+
+    def init_meta_params(self, key: chex.PRNGKey, spec: TaskSpec) -> PyTree: ...
+
+    def init_state(self, meta_params: PyTree, key: chex.PRNGKey, spec: TaskSpec) -> PyTree: ...
+
+    def step(
+        self, meta_params: PyTree, state: PyTree, x: chex.Array, feedback: Feedback
+    ) -> tuple[PyTree, chex.Array]: ...
+
+
+def tree_size(tree: PyTree) -> int:
+    """Number of scalars in a pytree of arrays or ShapeDtypeStructs."""
+    return sum(math.prod(leaf.shape) for leaf in jax.tree.leaves(tree))
+
+
+def tree_bytes(tree: PyTree) -> int:
+    return sum(math.prod(leaf.shape) * leaf.dtype.itemsize for leaf in jax.tree.leaves(tree))
+
+
+class Sizes(NamedTuple):
+    """Algorithm size vs learnable-state size: two of the four axes learners are compared on."""
+
+    algorithm: int  # meta-parameter count
+    algorithm_bytes: int
+    state: int  # learnable-state floats per task
+    state_bytes: int
+
+
+def learner_sizes(learner: Learner, spec: TaskSpec) -> Sizes:
+    """Sizes read off the real pytrees (shape-only evaluation, nothing is computed)."""
+    key = jax.random.key(0)
+    meta = jax.eval_shape(lambda k: learner.init_meta_params(k, spec), key)
+    state = jax.eval_shape(lambda m, k: learner.init_state(m, k, spec), meta, key)
+    return Sizes(tree_size(meta), tree_bytes(meta), tree_size(state), tree_bytes(state))
+
+
+def learner_config(learner: Learner) -> dict:
+    """The learner's hyper-parameters as a JSON-able dict (its registry name under 'name')."""
+    return {"name": learner.name, **dataclasses.asdict(learner)}

@@ -1,0 +1,136 @@
+"""VSML: every weight of a dense layer replaced by a tiny LSTM whose parameters all weights share.
+
+Kirsch & Schmidhuber 2021. Connection (a, b) of a layer with A inputs and B outputs holds an LSTM state
+(h, c) of `lstm_size` floats each. All connections (of all layers) share one LSTM and two linear message
+heads: these are the meta-parameters, the *algorithm*. Connections talk to neighbours through messages of
+`msg_size` channels:
+
+- forward: connection (a, b) reads the forward message of its input unit a; unit b's outgoing forward
+  message is the mean over a of `fwd_head(h_ab)`. The network input x_a enters channel 0; the logits are
+  channel 0 of the last layer's output, bounded by `bound * tanh(. / bound)`.
+- backward: connection (a, b) reads the backward message of its output unit b; unit a's outgoing backward
+  message is the mean over b of `bwd_head(h_ab)`. The output layer's backward message carries the error
+  (softmax - onehot) in channel 0 and, if `use_label`, the one-hot label in channel 1.
+
+A step first runs the backward pass for the previous prediction (layers in reverse, each reading the
+forward message it saw then, kept in the state), then the forward pass for the new input; each layer
+update is `ticks` LSTM micro-ticks.
+
+Sizes, with N = lstm_size, m = msg_size and layer widths d_0 .. d_L:
+  algorithm = 4N(2m + N + 1)  [LSTM]  + 2(Nm + m)  [heads]  + 2N  [initial state]
+  state     = sum_l d_{l-1} d_l 2N  [LSTM states]  + sum_l d_{l-1} m  [remembered forward messages]
+
+Structure exploited for speed: the LSTM input projection of [fwd_a; bwd_b] splits into a per-input term
+(A x 4N) and a per-output term (B x 4N), broadcast over the (A, B) grid; only h @ W_h is per connection.
+The heads are linear, so the mean over connections is taken before projecting.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from typing import ClassVar
+
+import chex
+import jax
+import jax.numpy as jnp
+
+from metalearn.learners.base import Feedback, PyTree, TaskSpec
+
+
+@dataclasses.dataclass(frozen=True)
+class VSML:
+    lstm_size: int = 16
+    msg_size: int = 8
+    hidden: tuple[int, ...] = ()  # hidden layer widths; () is a single dense layer
+    ticks: int = 2
+    bound: float = 100.0
+    use_label: bool = True
+    init_noise: float = 0.1  # std of the per-connection perturbation of the learned initial state
+    name: ClassVar[str] = "vsml"
+
+    def __post_init__(self):
+        if self.msg_size < 2:
+            raise ValueError("vsml: msg_size must be at least 2 (channel 0 error/value, channel 1 label)")
+        if self.ticks < 1:
+            raise ValueError("vsml: ticks must be at least 1")
+
+    def widths(self, spec: TaskSpec) -> tuple[int, ...]:
+        return (spec.input_size, *self.hidden, spec.num_classes)
+
+    def init_meta_params(self, key: chex.PRNGKey, spec: TaskSpec) -> PyTree:
+        n, m = self.lstm_size, self.msg_size
+        k = jax.random.split(key, 5)
+        normal = jax.nn.initializers.lecun_normal()
+        gate_bias = jnp.zeros((4 * n,)).at[n : 2 * n].set(1.0)  # forget-gate bias 1: remember by default
+        return {
+            "w_fwd": normal(k[0], (m, 4 * n)),
+            "w_bwd": normal(k[1], (m, 4 * n)),
+            "w_h": normal(k[2], (n, 4 * n)),
+            "b": gate_bias,
+            "fwd_head": normal(k[3], (n, m)),
+            "fwd_head_b": jnp.zeros((m,)),
+            "bwd_head": normal(k[4], (n, m)),
+            "bwd_head_b": jnp.zeros((m,)),
+            "init_h": jnp.zeros((n,)),
+            "init_c": jnp.zeros((n,)),
+        }
+
+    def init_state(self, meta_params: PyTree, key: chex.PRNGKey, spec: TaskSpec) -> PyTree:
+        widths = self.widths(spec)
+        layers = []
+        for key_l, (a, b) in zip(jax.random.split(key, len(widths) - 1), zip(widths[:-1], widths[1:])):
+            kh, kc = jax.random.split(key_l)
+            shape = (a, b, self.lstm_size)
+            layers.append(
+                {
+                    "h": meta_params["init_h"] + self.init_noise * jax.random.normal(kh, shape),
+                    "c": meta_params["init_c"] + self.init_noise * jax.random.normal(kc, shape),
+                    "fwd_in": jnp.zeros((a, self.msg_size)),
+                }
+            )
+        return layers
+
+    def _update(self, p: PyTree, layer: PyTree, fwd_in: chex.Array, bwd_in: chex.Array | None) -> PyTree:
+        """`ticks` LSTM updates of every connection of one layer under fixed incoming messages."""
+        drive = (fwd_in @ p["w_fwd"])[:, None, :] + p["b"]  # [A, 1, 4N]
+        if bwd_in is not None:
+            drive = drive + (bwd_in @ p["w_bwd"])[None, :, :]  # [A, B, 4N]
+        h, c = layer["h"], layer["c"]
+        for _ in range(self.ticks):
+            i, f, g, o = jnp.split(drive + h @ p["w_h"], 4, axis=-1)
+            c = jax.nn.sigmoid(f) * c + jax.nn.sigmoid(i) * jnp.tanh(g)
+            h = jax.nn.sigmoid(o) * jnp.tanh(c)
+        return {**layer, "h": h, "c": c}
+
+    def _backward(self, p: PyTree, layers: list, feedback: Feedback) -> list:
+        msg = jnp.zeros((feedback.error.shape[-1], self.msg_size)).at[:, 0].set(feedback.error)
+        if self.use_label:
+            msg = msg.at[:, 1].set(feedback.label)
+        new_layers = list(layers)
+        for l in reversed(range(len(layers))):
+            new_layers[l] = self._update(p, layers[l], layers[l]["fwd_in"], msg)
+            msg = new_layers[l]["h"].mean(axis=1) @ p["bwd_head"] + p["bwd_head_b"]  # [A, m]
+        return new_layers
+
+    def _forward(self, p: PyTree, layers: list, x: chex.Array) -> tuple[list, chex.Array]:
+        msg = jnp.zeros((x.shape[-1], self.msg_size)).at[:, 0].set(x)
+        new_layers = []
+        for layer in layers:
+            layer = self._update(p, {**layer, "fwd_in": msg}, msg, None)
+            new_layers.append(layer)
+            msg = layer["h"].mean(axis=0) @ p["fwd_head"] + p["fwd_head_b"]  # [B, m]
+        logits = self.bound * jnp.tanh(msg[:, 0] / self.bound)
+        return new_layers, logits
+
+    def step(
+        self, meta_params: PyTree, state: PyTree, x: chex.Array, feedback: Feedback
+    ) -> tuple[PyTree, chex.Array]:
+        state = self._backward(meta_params, state, feedback)
+        return self._forward(meta_params, state, x)
+
+    def size_formula(self, spec: TaskSpec) -> tuple[int, int]:
+        """(algorithm size, state size) from the docstring's formulas."""
+        n, m, w = self.lstm_size, self.msg_size, self.widths(spec)
+        algorithm = 4 * n * (2 * m + n + 1) + 2 * (n * m + m) + 2 * n
+        state = sum(a * b * 2 * n + a * m for a, b in zip(w[:-1], w[1:]))
+        return algorithm, state
