@@ -21,15 +21,17 @@ class CheckpointError(RuntimeError):
     """A checkpoint that is missing, unreadable or not of this project."""
 
 
-def _manager(run_dir: Path, keep: int = 3) -> ocp.CheckpointManager:
-    options = ocp.CheckpointManagerOptions(max_to_keep=keep, create=True, enable_async_checkpointing=False)
+def _manager(run_dir: Path, write: bool = False, keep: int = 3) -> ocp.CheckpointManager:
+    """Readers never create or clean anything, so inspecting a live run cannot disturb its writer."""
+    options = ocp.CheckpointManagerOptions(max_to_keep=keep, create=write,
+                                           enable_async_checkpointing=False, cleanup_tmp_directories=write)
     return ocp.CheckpointManager(Path(run_dir).absolute() / "checkpoints", options=options,
                                  item_names=("state", "config"))
 
 
 def save(run_dir: Path, generation: int, state: Any, config: MetaTrainConfig) -> None:
     """Write checkpoint `generation` (a completed-generation count) and wait until it is final on disk."""
-    with _manager(run_dir) as manager:
+    with _manager(run_dir, write=True) as manager:
         manager.save(generation, args=ocp.args.Composite(
             state=ocp.args.StandardSave(jax.device_get(state)),
             config=ocp.args.JsonSave(config.to_json()),

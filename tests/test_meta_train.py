@@ -1,0 +1,117 @@
+"""End to end: meta-training runs, checkpoints, resumes to the same numbers, survives SIGKILL."""
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import jax
+import numpy as np
+import pytest
+
+from metalearn import checkpoint, es
+from metalearn.config import MetaTrainConfig
+from metalearn.meta_train import MetaTraining, meta_train
+
+ROOT = Path(__file__).resolve().parents[1]
+TINY = MetaTrainConfig(population=16, generations=6, episode_length=20, eval_every=3, eval_episodes=4,
+                       checkpoint_every=3, chunk=2, learner="vsml:lstm_size=4,msg_size=2,ticks=1")
+
+
+def leaves(state):
+    return [np.asarray(x) for x in jax.tree.leaves(state)]
+
+
+def metrics(run_dir):
+    return [json.loads(line) for line in (Path(run_dir) / "metrics.jsonl").read_text().splitlines()]
+
+
+def cli(*args, timeout=300):
+    return subprocess.run([sys.executable, str(ROOT / "launch" / "meta_train.py"), "--no-progress", *args],
+                          capture_output=True, text=True, timeout=timeout, cwd=ROOT)
+
+
+def tiny_args(run_dir, **overrides):
+    values = {**TINY.to_json(), **overrides}
+    args = ["--run-dir", str(run_dir), "--devices", "8"]
+    for key, value in values.items():
+        args += ["--" + key.replace("_", "-"), str(value)]
+    return args
+
+
+def test_generation_step_compiles_once(devices):
+    training = MetaTraining(TINY, es.make_mesh(8))
+    state = training.init()
+    for _ in range(3):
+        state, _ = training.generation_step(state, training.tasks.train)
+    assert training.generation_step._cache_size() == 1
+
+
+@pytest.mark.slow
+def test_resume_reproduces_the_uninterrupted_run(devices, tmp_path):
+    mesh = es.make_mesh(8)
+    full = meta_train(TINY, mesh, tmp_path / "full", progress=False)
+    meta_train(TINY.replace(generations=3), mesh, tmp_path / "split", progress=False)
+    assert checkpoint.saved_steps(tmp_path / "split") == [3]
+    resumed = meta_train(TINY, mesh, tmp_path / "split", resume=True, progress=False)
+    for a, b in zip(leaves(full), leaves(resumed)):
+        np.testing.assert_allclose(a, b, atol=1e-6)
+    full_log, split_log = metrics(tmp_path / "full"), metrics(tmp_path / "split")
+    assert [m["generation"] for m in split_log] == list(range(1, 7))
+    for a, b in zip(full_log, split_log):
+        assert a["train_fitness"] == pytest.approx(b["train_fitness"], abs=1e-6)
+        assert a.get("test_acc") == b.get("test_acc")
+    assert {"test_acc", "test_acc_last20"} <= set(full_log[2]) and "test_acc" not in full_log[0]
+
+
+@pytest.mark.slow
+def test_sigkill_mid_run_resumes_from_the_last_checkpoint(devices, tmp_path):
+    run_dir = tmp_path / "killed"
+    args = tiny_args(run_dir, generations=400, checkpoint_every=2)
+    proc = subprocess.Popen([sys.executable, str(ROOT / "launch" / "meta_train.py"), "--no-progress", *args],
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, cwd=ROOT)
+    deadline = time.time() + 240
+    while time.time() < deadline and max(checkpoint.saved_steps(run_dir), default=0) < 4:
+        time.sleep(0.2)
+    os.kill(proc.pid, signal.SIGKILL)
+    proc.wait()
+    last = max(checkpoint.saved_steps(run_dir))
+    assert last >= 4
+    done = cli(*tiny_args(run_dir, generations=last + 2, checkpoint_every=2), "--resume")
+    assert done.returncode == 0, done.stderr
+    assert f"resuming at generation {last}" in done.stdout
+    log = metrics(run_dir)
+    assert [m["generation"] for m in log] == list(range(1, last + 3))  # every generation exactly once
+
+    reference = meta_train(TINY.replace(generations=last + 2, checkpoint_every=2), es.make_mesh(8),
+                           tmp_path / "reference", progress=False)
+    template = MetaTraining(TINY, es.make_mesh(8)).init()
+    restored = checkpoint.restore(run_dir, last + 2, template)
+    for a, b in zip(leaves(reference), leaves(restored)):
+        np.testing.assert_allclose(a, b, atol=1e-6)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("extra, message", [
+    (["--devices", "9"], "xla_force_host_platform_device_count"),
+    (["--population", "20"], "multiple of 2 x devices = 16"),
+    (["--learner", "vsml:tick=1"], "unknown option"),
+    (["--sigma", "-1"], "must be positive"),
+])
+def test_cli_errors_are_one_line_without_traceback(tmp_path, extra, message):
+    out = cli(*tiny_args(tmp_path / "run"), *extra)
+    assert out.returncode == 2
+    assert message in out.stderr and "Traceback" not in out.stderr
+
+
+@pytest.mark.slow
+def test_cli_refuses_to_overwrite_a_run_without_resume(tmp_path):
+    run_dir = tmp_path / "run"
+    assert cli(*tiny_args(run_dir, generations=2)).returncode == 0
+    again = cli(*tiny_args(run_dir, generations=2))
+    assert again.returncode == 2 and "--resume" in again.stderr and "Traceback" not in again.stderr
+    changed = cli(*tiny_args(run_dir, generations=3, sigma=0.1), "--resume")
+    assert changed.returncode == 2 and "sigma" in changed.stderr
