@@ -13,12 +13,12 @@ class MetaTrainConfig:
     population: int = 128  # ES members per generation (antithetic pairs: even, divisible by 2 x devices)
     sigma: float = 0.05  # ES noise std
     lr: float = 0.025  # Adam learning rate on the ES gradient
-    generations: int = 1200
+    generations: int = 375  # about 10 minutes on 2 CPU cores
     episode_length: int = 100  # inner-loop steps per episode
     episodes_per_member: int = 1  # episodes each member is scored on (shared by the whole population)
-    eval_every: int = 50  # generations between meta-test evaluations
+    eval_every: int = 25  # generations between meta-test evaluations
     eval_episodes: int = 64  # fixed meta-test episodes (same keys every evaluation)
-    checkpoint_every: int = 100  # generations between checkpoints (and one at the end)
+    checkpoint_every: int = 25  # generations between checkpoints (and one at the end)
     chunk: int = 8  # antithetic pairs evaluated at once per device: bounds memory, not the result
     seed: int = 0
 

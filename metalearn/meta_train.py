@@ -22,7 +22,7 @@ from metalearn.config import MetaTrainConfig
 from metalearn.inner_loop import final_part, run_episode
 from metalearn.learners import Learner, TaskSpec, make_learner
 from metalearn.learners.base import PyTree
-from tasks import Task, load_task
+from tasks import Task, TaskSplit, load_task
 
 EVAL_KEY = 1  # fold-in constant: the meta-test episodes are the same at every evaluation of a run
 
@@ -49,10 +49,10 @@ def evaluate(learner: Learner, meta_params: PyTree, task: Task, key: chex.PRNGKe
 class MetaTraining:
     """One config on one mesh: the learner, its tasks and the jitted generation and evaluation steps."""
 
-    def __init__(self, config: MetaTrainConfig, mesh: Mesh):
+    def __init__(self, config: MetaTrainConfig, mesh: Mesh, tasks: TaskSplit | None = None):
         self.config, self.mesh = config, mesh
         self.learner = make_learner(config.learner)
-        self.tasks = load_task(config.task)
+        self.tasks = tasks or load_task(config.task)
         self.spec = TaskSpec(self.tasks.train.input_size, self.tasks.train.num_classes)
         self.optimizer = optax.adam(config.lr)
         self._es_step = es.make_es_step(self._fitness, self.optimizer, mesh, config.population,

@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from metalearn.learners.base import Feedback, Learner, Sizes, TaskSpec, learner_config, learner_sizes
+from metalearn.learners.base import (Feedback, Learner, Sizes, TaskSpec, learner_config, learner_sizes,
+                                     step_flops)
 from metalearn.learners.class_mean import ClassMean
 from metalearn.learners.online_sgd import OnlineSGD
 from metalearn.learners.vsml import VSML
@@ -28,5 +29,5 @@ def learner_from_config(config: dict) -> Learner:
 
 __all__ = [
     "LEARNERS", "ClassMean", "Feedback", "Learner", "OnlineSGD", "Sizes", "TaskSpec", "VSML",
-    "learner_config", "learner_from_config", "learner_sizes", "make_learner",
+    "learner_config", "learner_from_config", "learner_sizes", "make_learner", "step_flops",
 ]

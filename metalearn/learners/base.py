@@ -90,6 +90,18 @@ def learner_sizes(learner: Learner, spec: TaskSpec) -> Sizes:
     return Sizes(tree_size(meta), tree_bytes(meta), tree_size(state), tree_bytes(state))
 
 
+def step_flops(learner: Learner, spec: TaskSpec) -> float:
+    """FLOPs of one inner step (one example, one task) from XLA's cost analysis of the compiled step."""
+    key = jax.random.key(0)
+    meta = learner.init_meta_params(key, spec)
+    state = learner.init_state(meta, key, spec)
+    compiled = jax.jit(learner.step).lower(meta, state, jnp.zeros(spec.input_size),
+                                           Feedback.zeros(spec.num_classes)).compile()
+    analysis = compiled.cost_analysis()
+    analysis = analysis[0] if isinstance(analysis, (list, tuple)) else analysis
+    return float(analysis.get("flops", 0.0))
+
+
 def learner_config(learner: Learner) -> dict:
     """The learner's hyper-parameters as a JSON-able dict (its registry name under 'name')."""
     return {"name": learner.name, **dataclasses.asdict(learner)}

@@ -1,0 +1,121 @@
+#!/usr/bin/env python
+"""Meta-training throughput: member-steps/s, FLOP utilization, and memory against population size.
+
+    python bench/throughput.py                 # all local devices (one per CPU core on a CPU host)
+    python bench/throughput.py --quick         # fewer timed generations
+
+Prints a table and writes bench/results/throughput.json. Member-steps/s = population x episode steps per
+second of generation time. FLOP utilization = learner FLOPs per member-step (XLA cost analysis of the
+compiled inner step) x member-steps/s / the f32 matmul throughput measured in the same run. Memory is XLA's
+compiled memory analysis of one generation at population P and 8P: it must not grow with P.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import platform
+import sys
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from launch._cpu_devices import expose_cpu_cores  # noqa: E402
+
+expose_cpu_cores()
+
+import jax  # noqa: E402
+import jax.numpy as jnp  # noqa: E402
+
+from metalearn import es  # noqa: E402
+from metalearn.config import MetaTrainConfig  # noqa: E402
+from metalearn.learners import TaskSpec, step_flops  # noqa: E402
+from metalearn.meta_train import MetaTraining  # noqa: E402
+from tasks import Pool, Task, TaskSplit  # noqa: E402
+
+
+def matmul_flops_per_second(n: int = 2048, repeats: int = 10) -> float:
+    """f32 matmul throughput of one device at n x n."""
+    a = jax.random.normal(jax.random.key(0), (n, n))
+    f = jax.jit(lambda a: a @ a)
+    f(a).block_until_ready()
+    tic = time.perf_counter()
+    for _ in range(repeats):
+        out = f(a)
+    out.block_until_ready()
+    return 2 * n**3 * repeats / (time.perf_counter() - tic)
+
+
+def random_task(input_size: int, num_classes: int = 10, examples: int = 2048) -> TaskSplit:
+    """Synthetic inputs of a given size: throughput depends on shapes, not on pixel values."""
+    kx, ky = jax.random.split(jax.random.key(0))
+    pool = Pool(x=jax.random.normal(kx, (examples, input_size)), y=jax.random.randint(ky, (examples,), 0, num_classes))
+    task = Task(pool, num_classes, f"random{input_size}")
+    return TaskSplit(task, task)
+
+
+def compiled_memory(training: MetaTraining, tasks: TaskSplit) -> dict:
+    """XLA's memory analysis of one compiled generation (per device)."""
+    memory = training.generation_step.lower(training.init(), tasks.train).compile().memory_analysis()
+    return {"temp_bytes": int(memory.temp_size_in_bytes), "argument_bytes": int(memory.argument_size_in_bytes),
+            "output_bytes": int(memory.output_size_in_bytes)}
+
+
+def time_generations(training: MetaTraining, tasks: TaskSplit, generations: int) -> dict:
+    state, metrics = training.generation_step(training.init(), tasks.train)  # compile and warm up
+    jax.block_until_ready(metrics)
+    tic = time.perf_counter()
+    for _ in range(generations):
+        state, metrics = training.generation_step(state, tasks.train)
+    jax.block_until_ready(metrics)
+    seconds = (time.perf_counter() - tic) / generations
+    cfg = training.config
+    return {"seconds_per_generation": seconds,
+            "member_steps_per_second": cfg.population * cfg.episode_length * cfg.episodes_per_member / seconds}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--quick", action="store_true", help="3 timed generations instead of 10")
+    parser.add_argument("--devices", type=int, default=None)
+    parser.add_argument("--out", type=Path, default=Path(__file__).parent / "results" / "throughput.json")
+    args = parser.parse_args()
+    generations = 3 if args.quick else 10
+    num_devices = args.devices or len(jax.devices())
+    mesh = es.make_mesh(num_devices)
+    peak = matmul_flops_per_second()
+    base = MetaTrainConfig()
+    cases = {"digits 8x8 (default)": (base, None), "28x28 inputs": (base, random_task(784))}
+    results = {"machine": {"platform": jax.devices()[0].platform, "device_kind": jax.devices()[0].device_kind,
+                           "devices": num_devices, "processor": platform.processor() or platform.machine(),
+                           "jax": jax.__version__, "matmul_f32_flops_per_second_one_device": peak},
+               "cases": {}}
+    print(f"{num_devices} x {jax.devices()[0].device_kind}; f32 matmul 2048^3 on one device: {peak / 1e9:.1f} GFLOP/s")
+    # On a CPU host the fake devices share the cores that one device's matmul already uses.
+    peak_all = peak * (1 if jax.devices()[0].platform == "cpu" else num_devices)
+    print(f"{'case':<22}{'s/gen':>7}{'member-steps/s':>16}{'FLOP/step':>11}{'util':>7}"
+          f"{'temp MiB at P':>15}{'at 8P':>7}")
+    for name, (config, tasks) in cases.items():
+        training = MetaTraining(config, mesh, tasks)
+        tasks = training.tasks
+        spec = TaskSpec(tasks.train.input_size, tasks.train.num_classes)
+        flops = step_flops(training.learner, spec)
+        row = time_generations(training, tasks, generations)
+        row.update(flops_per_member_step=flops, flop_utilization=flops * row["member_steps_per_second"] / peak_all)
+        memory = {config.population: compiled_memory(training, tasks),
+                  8 * config.population: compiled_memory(
+                      MetaTraining(config.replace(population=8 * config.population), mesh, tasks), tasks)}
+        print(f"{name:<22}{row['seconds_per_generation']:>7.2f}{row['member_steps_per_second']:>16,.0f}"
+              f"{flops:>11.3g}{row['flop_utilization']:>7.1%}"
+              + "".join(f"{m['temp_bytes'] / 2**20:>{w}.1f}" for m, w in zip(memory.values(), (15, 7))))
+        results["cases"][name] = {"input_size": spec.input_size, "episode_length": config.episode_length,
+                                  "population": config.population, "learner": config.learner, **row,
+                                  "memory_by_population": memory}
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    args.out.write_text(json.dumps(results, indent=1))
+    print(f"wrote {args.out}")
+
+
+if __name__ == "__main__":
+    main()
