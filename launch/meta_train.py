@@ -24,7 +24,7 @@ import jax  # noqa: E402
 
 from metalearn import checkpoint, es  # noqa: E402
 from metalearn.config import MetaTrainConfig  # noqa: E402
-from metalearn.learners import TaskSpec, learner_sizes, make_learner  # noqa: E402
+from metalearn.learners import TaskSpec, learner_sizes, make_learner, step_flops  # noqa: E402
 from metalearn.meta_train import meta_train  # noqa: E402
 from tasks import load_task  # noqa: E402
 
@@ -64,9 +64,11 @@ def main(argv: list[str] | None = None) -> int:
         es.check_population(config.population, num_devices)
         learner = make_learner(config.learner)
         task = load_task(config.task).train
-        sizes = learner_sizes(learner, TaskSpec(task.input_size, task.num_classes))
+        spec = TaskSpec(task.input_size, task.num_classes)
+        sizes = learner_sizes(learner, spec)
         print(f"run dir {run_dir} | {num_devices} {jax.devices()[0].platform} device(s) | {config.learner} on "
-              f"{config.task}: algorithm {sizes.algorithm:,} meta-parameters, state {sizes.state:,} floats/task"
+              f"{config.task}: algorithm {sizes.algorithm:,} meta-parameters, state {sizes.state:,} floats/task, "
+              f"{step_flops(learner, spec):,.0f} FLOPs/step"
               + (f" | resuming at generation {steps[-1]}" if args.resume and steps else ""))
         meta_train(config, mesh, run_dir, resume=args.resume, progress=not args.no_progress)
     except (ValueError, checkpoint.CheckpointError) as err:

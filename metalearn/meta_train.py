@@ -140,7 +140,7 @@ def meta_train(config: MetaTrainConfig, mesh: Mesh, run_dir: Path, resume: bool 
         (run_dir / "baselines.json").write_text(json.dumps(reference_scores(training, state.es.params), indent=1))
 
     bar = tqdm(range(start, config.generations), initial=start, total=config.generations, disable=not progress,
-               unit="gen", dynamic_ncols=True)
+               unit="gen", dynamic_ncols=True, mininterval=1.0)
     last_eval = {}
     with metrics_path.open("a") as log:
         for _ in bar:
