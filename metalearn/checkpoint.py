@@ -64,3 +64,12 @@ def restore(run_dir: Path, step: int, template: Any) -> Any:
             return manager.restore(step, args=ocp.args.Composite(state=ocp.args.StandardRestore(abstract)))["state"]
         except Exception as err:
             raise CheckpointError(f"cannot restore checkpoint {step} in {run_dir}: {err}") from None
+
+
+def restore_raw(run_dir: Path, step: int) -> dict:
+    """The saved state as nested dicts of numpy arrays, read from orbax's metadata: no template, no pickle."""
+    with _manager(run_dir) as manager:
+        try:
+            return manager.restore(step, args=ocp.args.Composite(state=ocp.args.StandardRestore()))["state"]
+        except Exception as err:
+            raise CheckpointError(f"cannot restore checkpoint {step} in {run_dir}: {err}") from None

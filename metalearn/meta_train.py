@@ -19,9 +19,12 @@ from jax.sharding import Mesh
 
 from metalearn import checkpoint, es
 from metalearn.config import MetaTrainConfig
-from metalearn.inner_loop import final_part, run_episode
+from metalearn.evaluation import Evaluation, evaluate
+from metalearn.inner_loop import run_episode
 from metalearn.learners import Learner, TaskSpec, make_learner
 from metalearn.learners.base import PyTree
+from metalearn.report import plot_training
+from metalearn.run import write_run_info
 from tasks import Task, TaskSplit, load_task
 
 EVAL_KEY = 1  # fold-in constant: the meta-test episodes are the same at every evaluation of a run
@@ -33,17 +36,6 @@ class RunState(NamedTuple):
     es: es.ESState
     generation: chex.Array  # completed generations
     key: chex.Array  # raw key data of the run key; generation g uses fold_in(run key, g)
-
-
-def evaluate(learner: Learner, meta_params: PyTree, task: Task, key: chex.PRNGKey, episodes: int,
-             length: int) -> dict[str, chex.Array]:
-    """Online accuracy and loss of `learner` on `episodes` fresh episodes of `task` (pure, jit-able)."""
-    sample_keys, state_keys = jnp.split(jax.random.split(key, 2 * episodes), 2)
-    batch = jax.vmap(lambda k: task.sample(k, length))(sample_keys)
-    result = jax.vmap(lambda k, ep: run_episode(learner, meta_params, k, ep, task.num_classes))(state_keys, batch)
-    correct = result.correct.astype(jnp.float32)
-    return {"acc": correct.mean(), "acc_last20": final_part(correct).mean(), "loss": result.loss.mean(),
-            "acc_curve": correct.mean(0)}
 
 
 class MetaTraining:
@@ -59,7 +51,7 @@ class MetaTraining:
                                         config.chunk)
         self.generation_step: Callable[[RunState, Task], tuple[RunState, es.ESMetrics]] = jax.jit(
             self._generation, donate_argnums=0)
-        self.evaluate: Callable[[PyTree, Task], dict] = jax.jit(self._evaluate)
+        self.evaluate: Callable[[PyTree, Task], Evaluation] = jax.jit(self._evaluate)
 
     def init(self) -> RunState:
         key = jax.random.key(self.config.seed)
@@ -84,14 +76,14 @@ class MetaTraining:
         new_es, metrics = self._es_step(state.es, noise_key, jnp.float32(cfg.sigma), data)
         return RunState(new_es, state.generation + 1, state.key), metrics
 
-    def _evaluate(self, params: PyTree, task: Task) -> dict:
+    def _evaluate(self, params: PyTree, task: Task) -> Evaluation:
         key = jax.random.fold_in(jax.random.key(self.config.seed), EVAL_KEY)
         return evaluate(self.learner, params, task, key, self.config.eval_episodes, self.config.episode_length)
 
 
-def _evaluation_record(result: dict) -> dict:
-    return {"test_acc": float(result["acc"]), "test_acc_last20": float(result["acc_last20"]),
-            "test_loss": float(result["loss"])}
+def _evaluation_record(result: Evaluation) -> dict:
+    return {"test_acc": float(result.acc), "test_acc_last20": float(result.acc_last20),
+            "test_loss": float(result.loss)}
 
 
 def _truncate_metrics(path: Path, generation: int) -> None:
@@ -118,8 +110,8 @@ def meta_train(config: MetaTrainConfig, mesh: Mesh, run_dir: Path, resume: bool 
                progress: bool = True) -> RunState:
     """Run (or resume) meta-training into `run_dir`; returns the final state.
 
-    Files: metrics.jsonl (one line per generation; evaluation lines add test_acc and test_acc_last20),
-    baselines.json (untrained algorithm, online SGD and nearest class mean on the evaluation episodes),
+    Files: run.json (config, task shape, environment); metrics.jsonl (one line per generation; evaluation
+    lines add test_acc and test_acc_last20); training.png (fitness and meta-test accuracy); baselines.json (untrained algorithm, online SGD and nearest class mean on the evaluation episodes),
     checkpoints/ (orbax, every `checkpoint_every` generations and at the end).
     """
     from tqdm import tqdm
@@ -137,6 +129,7 @@ def meta_train(config: MetaTrainConfig, mesh: Mesh, run_dir: Path, resume: bool 
     start = int(state.generation)
     if start == 0:
         metrics_path.unlink(missing_ok=True)
+        write_run_info(run_dir, config, training.spec, mesh.devices.size)
         (run_dir / "baselines.json").write_text(json.dumps(reference_scores(training, state.es.params), indent=1))
 
     bar = tqdm(range(start, config.generations), initial=start, total=config.generations, disable=not progress,
@@ -159,4 +152,5 @@ def meta_train(config: MetaTrainConfig, mesh: Mesh, run_dir: Path, resume: bool 
                 checkpoint.save(run_dir, generation, state, config)
             bar.set_postfix(fitness=f"{record['train_fitness']:.3f}", train_acc=f"{record['train_acc']:.2f}",
                             **{k: f"{v:.3f}" for k, v in last_eval.items() if k != "test_loss"})
+    plot_training(run_dir)
     return state

@@ -1,0 +1,104 @@
+#!/usr/bin/env python
+"""Meta-test a trained learning algorithm on tasks, beside hand-designed learners on the same episodes.
+
+    python launch/meta_test.py --run runs/default                      # latest checkpoint, the run's tasks
+    python launch/meta_test.py --run runs/default --step 350 --episodes 256 --baselines sgd class_mean
+
+Prints a table of the four axes (algorithm size, state size, FLOPs per step, accuracy with a 95% interval)
+and writes results.csv, results.json and one curves_<task>.png per task to RUN/meta_test/ (or --out).
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from launch._cpu_devices import expose_cpu_cores  # noqa: E402
+
+expose_cpu_cores()
+
+import jax  # noqa: E402
+
+from metalearn import checkpoint, load_run  # noqa: E402
+from metalearn.evaluation import evaluate, summary  # noqa: E402
+from metalearn.learners import TaskSpec, learner_sizes, make_learner, step_flops  # noqa: E402
+from metalearn.report import format_table, plot_curves, write_results  # noqa: E402
+from tasks import load_task  # noqa: E402
+
+DEFAULT_BASELINES = ("sgd", "class_mean")
+
+
+def parse_args(argv: list[str] | None) -> argparse.Namespace:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--run", type=Path, required=True, help="a meta_train.py run directory")
+    p.add_argument("--step", type=int, default=None, help="checkpoint to load (default: the latest)")
+    p.add_argument("--tasks", nargs="+", default=None, help="task specs (default: the run's task)")
+    p.add_argument("--episodes", type=int, default=128)
+    p.add_argument("--episode-length", type=int, default=None, help="default: the run's")
+    p.add_argument("--baselines", nargs="*", default=list(DEFAULT_BASELINES), help="hand-designed learners")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--out", type=Path, default=None, help="default: RUN/meta_test")
+    p.add_argument("--no-progress", action="store_true")
+    return p.parse_args(argv)
+
+
+def check_compatible(run, task, spec: TaskSpec) -> None:
+    """The run's meta-parameters must have the shapes the learner needs on this task."""
+    expected = jax.eval_shape(lambda k: run.learner.init_meta_params(k, spec), jax.random.key(0))
+    got = jax.tree.map(lambda x: x.shape, run.meta_params)
+    if jax.tree.map(lambda x: x.shape, expected) != got:
+        raise ValueError(f"task {task.name!r} ({spec.input_size} inputs, {spec.num_classes} classes) does not fit "
+                         f"the run's {run.config.learner} meta-parameters, which were made for other shapes; "
+                         f"resize or pad the task to the run's shape (see run.json: task_spec).")
+
+
+def main(argv: list[str] | None = None) -> int:
+    from tqdm import tqdm
+
+    args = parse_args(argv)
+    try:
+        if args.episodes < 2:
+            raise ValueError("--episodes must be at least 2 (the 95% interval needs two episodes)")
+        run = load_run(args.run, args.step)
+        length = args.episode_length or run.config.episode_length
+        task_names = args.tasks or [run.config.task]
+        learners = {f"learned ({run.config.learner})": (run.learner, run.meta_params)}
+        learners.update({spec: (make_learner(spec), {}) for spec in args.baselines})
+        tasks = [(name, load_task(name).test) for name in task_names]
+        for name, task in tasks:
+            check_compatible(run, task, TaskSpec(task.input_size, task.num_classes))
+    except (ValueError, checkpoint.CheckpointError) as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 2
+
+    out_dir = args.out or run.run_dir / "meta_test"
+    rows, curves = [], {}
+    key = jax.random.key(args.seed)
+    jobs = [(t, l) for t in tasks for l in learners]
+    bar = tqdm(jobs, disable=args.no_progress, unit="eval", desc="meta-test")
+    for (name, task), label in bar:
+        bar.set_postfix_str(f"{name} / {label}")
+        learner, meta_params = learners[label]
+        spec = TaskSpec(task.input_size, task.num_classes)
+        result = jax.jit(lambda p, t: evaluate(learner, p, t, key, args.episodes, length))(meta_params, task)
+        sizes = learner_sizes(learner, spec)
+        rows.append({"task": name, "learner": label, "algorithm_size": sizes.algorithm, "state_size": sizes.state,
+                     "flops_per_step": step_flops(learner, spec), **summary(result)})
+        curves.setdefault(name, {})[label] = {"acc": result.acc_curve.tolist(), "acc_ci": result.acc_curve_ci.tolist(),
+                                              "loss": result.loss_curve.tolist()}
+    out_dir.mkdir(parents=True, exist_ok=True)
+    outputs = [plot_curves(out_dir, name, curves[name]) for name, _ in tasks]
+    meta = {"run": str(run.run_dir), "step": run.step, "episodes": args.episodes, "episode_length": length,
+            "seed": args.seed, "config": run.config.to_json()}
+    outputs += write_results(out_dir, rows, curves, meta)
+    print(f"{run.run_dir} at generation {run.step}: {args.episodes} episodes of {length} steps per task")
+    print(format_table(rows))
+    print("wrote " + ", ".join(str(p) for p in outputs))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,56 @@
+"""Meta-test evaluation: how a learner learns online on fresh episodes of a task it may never have seen."""
+
+from __future__ import annotations
+
+from typing import NamedTuple
+
+import chex
+import jax
+import jax.numpy as jnp
+
+from metalearn.inner_loop import final_part, run_episode
+from metalearn.learners.base import Learner, PyTree
+from tasks import Task
+
+Z95 = 1.96  # normal quantile of a two-sided 95% interval
+
+
+class Evaluation(NamedTuple):
+    """Online scores over `episodes` episodes: curves per inner step, and their episode averages."""
+
+    acc_curve: chex.Array  # [T] mean accuracy at each step
+    acc_curve_ci: chex.Array  # [T] half-width of the 95% interval over episodes
+    loss_curve: chex.Array  # [T]
+    loss_curve_ci: chex.Array  # [T]
+    acc: chex.Array  # accuracy averaged over whole episodes
+    acc_last20: chex.Array  # ... over their last 20% of steps
+    loss: chex.Array
+    acc_ci: chex.Array  # 95% interval of `acc` over episodes
+    query_acc: chex.Array  # accuracy on steps without feedback (a query phase); NaN when there are none
+
+
+def _mean_ci(values: chex.Array) -> tuple[chex.Array, chex.Array]:
+    n = values.shape[0]
+    return values.mean(0), Z95 * values.std(0) / jnp.sqrt(max(n - 1, 1))
+
+
+def evaluate(learner: Learner, meta_params: PyTree, task: Task, key: chex.PRNGKey, episodes: int,
+             length: int) -> Evaluation:
+    """Run `learner` on `episodes` episodes drawn from `key` (pure and jit-able; the same key gives the same
+    episodes to every learner, so learners are compared on identical data)."""
+    sample_keys, state_keys = jnp.split(jax.random.split(key, 2 * episodes), 2)
+    batch = jax.vmap(lambda k: task.sample(k, length))(sample_keys)
+    result = jax.vmap(lambda k, ep: run_episode(learner, meta_params, k, ep, task.num_classes))(state_keys, batch)
+    correct = result.correct.astype(jnp.float32)
+    acc_curve, acc_curve_ci = _mean_ci(correct)
+    loss_curve, loss_curve_ci = _mean_ci(result.loss)
+    query = ~batch.feedback_mask
+    query_acc = jnp.where(query.any(), (correct * query).sum() / jnp.maximum(query.sum(), 1), jnp.nan)
+    return Evaluation(acc_curve, acc_curve_ci, loss_curve, loss_curve_ci, correct.mean(),
+                      final_part(correct).mean(), result.loss.mean(), _mean_ci(correct.mean(1))[1], query_acc)
+
+
+def summary(evaluation: Evaluation) -> dict[str, float]:
+    """The scalar part, as plain floats for JSON and tables."""
+    keys = ("acc", "acc_last20", "loss", "acc_ci", "query_acc")
+    return {k: float(getattr(evaluation, k)) for k in keys}

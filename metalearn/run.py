@@ -1,0 +1,81 @@
+"""A meta-training run on disk: its config, checkpoints and environment, loaded for notebooks and scripts.
+
+    from metalearn import load_run
+    run = load_run("runs/default")          # latest checkpoint; load_run(path, step=100) for another
+    run.learner, run.meta_params, run.config
+"""
+
+from __future__ import annotations
+
+import importlib.metadata
+import json
+import platform
+from pathlib import Path
+from typing import NamedTuple
+
+import jax
+
+from metalearn import checkpoint
+from metalearn.config import MetaTrainConfig
+from metalearn.learners import Learner, TaskSpec, make_learner
+from metalearn.learners.base import PyTree
+
+PACKAGES = ("jax", "jaxlib", "flax", "optax", "evosax", "chex", "orbax-checkpoint", "numpy")
+
+
+class Run(NamedTuple):
+    run_dir: Path
+    step: int  # completed generations of the loaded checkpoint
+    steps: list[int]  # every saved checkpoint
+    config: MetaTrainConfig
+    learner: Learner
+    meta_params: PyTree
+    state: dict  # the whole saved state (ES mean, optimizer state, generation, key) as numpy arrays
+    info: dict  # run.json: task shape and the environment the run was made with
+
+
+def environment() -> dict:
+    """Package versions and devices, recorded in run.json so a result can be traced to its set-up."""
+    versions = {}
+    for name in PACKAGES:
+        try:
+            versions[name] = importlib.metadata.version(name)
+        except importlib.metadata.PackageNotFoundError:
+            versions[name] = None
+    devices = jax.devices()
+    return {"python": platform.python_version(), "packages": versions, "platform": devices[0].platform,
+            "device_kind": devices[0].device_kind, "device_count": len(devices),
+            "process_count": jax.process_count(), "host": platform.node()}
+
+
+def write_run_info(run_dir: Path, config: MetaTrainConfig, spec: TaskSpec, mesh_devices: int) -> None:
+    info = {"config": config.to_json(), "task_spec": spec._asdict(), "mesh_devices": mesh_devices,
+            "environment": environment()}
+    (Path(run_dir) / "run.json").write_text(json.dumps(info, indent=1))
+
+
+def load_run(path: str | Path, step: int | None = None) -> Run:
+    """Load a run's config, learner and meta-parameters (the latest checkpoint unless `step` is given)."""
+    run_dir = Path(path)
+    if not run_dir.is_dir():
+        raise checkpoint.CheckpointError(f"run directory {run_dir} does not exist; pass the --run-dir of a "
+                                         f"meta_train.py run (e.g. runs/default).")
+    steps = checkpoint.saved_steps(run_dir)
+    if not steps:
+        raise checkpoint.CheckpointError(f"{run_dir} holds no finished checkpoint (looked in {run_dir / 'checkpoints'});"
+                                         f" a run saves one every --checkpoint-every generations.")
+    if step is None:
+        step = steps[-1]
+    elif step not in steps:
+        raise checkpoint.CheckpointError(f"step {step} was not saved in {run_dir}; saved steps: "
+                                         f"{', '.join(map(str, steps))}.")
+    config = checkpoint.load_config(run_dir, step)
+    state = checkpoint.restore_raw(run_dir, step)
+    info_path = run_dir / "run.json"
+    info = json.loads(info_path.read_text()) if info_path.exists() else {}
+    try:
+        meta_params = state["es"]["params"]
+    except (KeyError, TypeError):
+        raise checkpoint.CheckpointError(f"checkpoint {step} in {run_dir} has no ES parameters; is it a "
+                                         f"metalearn checkpoint?") from None
+    return Run(run_dir, step, steps, config, make_learner(config.learner), meta_params, state, info)
