@@ -28,7 +28,7 @@ from metalearn.learners import TaskSpec, learner_sizes, make_learner, step_flops
 from metalearn.report import format_table, plot_curves, write_results  # noqa: E402
 from tasks import load_task  # noqa: E402
 
-DEFAULT_BASELINES = ("sgd", "class_mean")
+DEFAULT_BASELINES = ("sgd", "adam", "mlp_sgd", "knn", "class_mean")
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
@@ -66,7 +66,7 @@ def main(argv: list[str] | None = None) -> int:
         length = args.episode_length or run.config.episode_length
         task_names = args.tasks or [run.config.task]
         learners = {f"learned ({run.config.learner})": (run.learner, run.meta_params)}
-        learners.update({spec: (make_learner(spec), {}) for spec in args.baselines})
+        learners.update({spec: (make_learner(spec, capacity=length), {}) for spec in args.baselines})
         tasks = [(name, load_task(name).test) for name in task_names]
         for name, task in tasks:
             check_compatible(run, task, TaskSpec(task.input_size, task.num_classes))

@@ -10,7 +10,8 @@ from metalearn.learners import LEARNERS, VSML, Feedback, TaskSpec, learner_confi
 from metalearn.learners.base import tree_size
 
 SPEC = TaskSpec(input_size=12, num_classes=5)
-SPECS = ["vsml", "vsml:hidden=6,ticks=1", "vsml:use_label=false,msg_size=4", "sgd", "class_mean"]
+SPECS = ["vsml", "vsml:hidden=6,ticks=1", "vsml:use_label=false,msg_size=4", "meta_rnn:hidden=8", "sgd", "adam",
+         "mlp_sgd:hidden=8", "knn:k=3,capacity=20", "class_mean"]
 
 
 def init(learner, seed=0):
@@ -131,7 +132,7 @@ def test_every_registered_learner_is_reachable_by_name():
 
 
 @pytest.mark.parametrize("spec, message", [
-    ("nope", "known learners: class_mean, sgd, vsml"),
+    ("nope", "known learners: adam, class_mean, knn, meta_rnn, mlp_sgd, sgd, vsml"),
     ("vsml:tics=2", "unknown option.*tics.*valid options.*ticks=2"),
     ("vsml:ticks=two", "ticks: expected int"),
     ("vsml:ticks", "not of the form key=value"),

@@ -2,22 +2,35 @@
 
 from __future__ import annotations
 
+import dataclasses
+
 from metalearn.learners.base import (Feedback, Learner, Sizes, TaskSpec, learner_config, learner_sizes,
                                      step_flops)
 from metalearn.learners.class_mean import ClassMean
+from metalearn.learners.knn import KNN
+from metalearn.learners.meta_rnn import MetaRNN
+from metalearn.learners.online_adam import OnlineAdam
+from metalearn.learners.online_mlp import OnlineMLP
 from metalearn.learners.online_sgd import OnlineSGD
 from metalearn.learners.vsml import VSML
 from metalearn.spec import build, split_spec
 
-LEARNERS = {cls.name: cls for cls in (VSML, OnlineSGD, ClassMean)}
+LEARNERS = {cls.name: cls for cls in (VSML, MetaRNN, OnlineSGD, OnlineAdam, OnlineMLP, KNN, ClassMean)}
 
 
-def make_learner(spec: str) -> Learner:
-    """'vsml:ticks=1' -> VSML(ticks=1). Errors name the known learners or the valid options."""
+def make_learner(spec: str, **defaults) -> Learner:
+    """'vsml:ticks=1' -> VSML(ticks=1). Errors name the known learners or the valid options.
+
+    `defaults` fill fields the spec leaves out, where the learner has them (e.g. capacity=episode length
+    for kNN); the spec always wins.
+    """
     name, options = split_spec(spec)
     if name not in LEARNERS:
         raise ValueError(f"unknown learner {name!r}; known learners: {', '.join(sorted(LEARNERS))}")
-    return build(LEARNERS[name], options, f"learner {name!r}")
+    cls = LEARNERS[name]
+    fields = {f.name for f in dataclasses.fields(cls)}
+    options = {**{k: str(v) for k, v in defaults.items() if k in fields}, **options}
+    return build(cls, options, f"learner {name!r}")
 
 
 def learner_from_config(config: dict) -> Learner:
@@ -28,6 +41,7 @@ def learner_from_config(config: dict) -> Learner:
 
 
 __all__ = [
-    "LEARNERS", "ClassMean", "Feedback", "Learner", "OnlineSGD", "Sizes", "TaskSpec", "VSML",
+    "KNN", "LEARNERS", "ClassMean", "Feedback", "Learner", "MetaRNN", "OnlineAdam", "OnlineMLP", "OnlineSGD",
+    "Sizes", "TaskSpec", "VSML",
     "learner_config", "learner_from_config", "learner_sizes", "make_learner", "step_flops",
 ]
