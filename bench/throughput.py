@@ -30,9 +30,9 @@ import jax.numpy as jnp  # noqa: E402
 
 from metalearn import es  # noqa: E402
 from metalearn.config import MetaTrainConfig  # noqa: E402
-from metalearn.learners import TaskSpec, step_flops  # noqa: E402
+from metalearn.learners import step_flops  # noqa: E402
 from metalearn.meta_train import MetaTraining  # noqa: E402
-from tasks import Pool, Task, TaskSplit  # noqa: E402
+from tasks import DatasetEpisodes, Pool  # noqa: E402
 
 
 def matmul_flops_per_second(n: int = 2048, repeats: int = 10) -> float:
@@ -47,27 +47,26 @@ def matmul_flops_per_second(n: int = 2048, repeats: int = 10) -> float:
     return 2 * n**3 * repeats / (time.perf_counter() - tic)
 
 
-def random_task(input_size: int, num_classes: int = 10, examples: int = 2048) -> TaskSplit:
+def random_task(input_size: int, num_classes: int = 10, examples: int = 2048) -> DatasetEpisodes:
     """Synthetic inputs of a given size: throughput depends on shapes, not on pixel values."""
     kx, ky = jax.random.split(jax.random.key(0))
     pool = Pool(x=jax.random.normal(kx, (examples, input_size)), y=jax.random.randint(ky, (examples,), 0, num_classes))
-    task = Task(pool, num_classes, f"random{input_size}")
-    return TaskSplit(task, task)
+    return DatasetEpisodes(pool=pool, pool_classes=num_classes, name=f"random{input_size}")
 
 
-def compiled_memory(training: MetaTraining, tasks: TaskSplit) -> dict:
+def compiled_memory(training: MetaTraining) -> dict:
     """XLA's memory analysis of one compiled generation (per device)."""
-    memory = training.generation_step.lower(training.init(), tasks.train).compile().memory_analysis()
+    memory = training.generation_step.lower(training.init(), training.train_tasks).compile().memory_analysis()
     return {"temp_bytes": int(memory.temp_size_in_bytes), "argument_bytes": int(memory.argument_size_in_bytes),
             "output_bytes": int(memory.output_size_in_bytes)}
 
 
-def time_generations(training: MetaTraining, tasks: TaskSplit, generations: int) -> dict:
-    state, metrics = training.generation_step(training.init(), tasks.train)  # compile and warm up
+def time_generations(training: MetaTraining, generations: int) -> dict:
+    state, metrics = training.generation_step(training.init(), training.train_tasks)  # compile and warm up
     jax.block_until_ready(metrics)
     tic = time.perf_counter()
     for _ in range(generations):
-        state, metrics = training.generation_step(state, tasks.train)
+        state, metrics = training.generation_step(state, training.train_tasks)
     jax.block_until_ready(metrics)
     seconds = (time.perf_counter() - tic) / generations
     cfg = training.config
@@ -85,8 +84,8 @@ def main() -> None:
     num_devices = args.devices or len(jax.devices())
     mesh = es.make_mesh(num_devices)
     peak = matmul_flops_per_second()
-    base = MetaTrainConfig()
-    cases = {"digits 8x8 (default)": (base, None), "28x28 inputs": (base, random_task(784))}
+    config = MetaTrainConfig()
+    cases = {"digits 8x8 (default)": None, "28x28 inputs": (random_task(784),)}
     results = {"machine": {"platform": jax.devices()[0].platform, "device_kind": jax.devices()[0].device_kind,
                            "devices": num_devices, "processor": platform.processor() or platform.machine(),
                            "jax": jax.__version__, "matmul_f32_flops_per_second_one_device": peak},
@@ -96,16 +95,14 @@ def main() -> None:
     peak_all = peak * (1 if jax.devices()[0].platform == "cpu" else num_devices)
     print(f"{'case':<22}{'s/gen':>7}{'member-steps/s':>16}{'FLOP/step':>11}{'util':>7}"
           f"{'temp MiB at P':>15}{'at 8P':>7}")
-    for name, (config, tasks) in cases.items():
-        training = MetaTraining(config, mesh, tasks)
-        tasks = training.tasks
-        spec = TaskSpec(tasks.train.input_size, tasks.train.num_classes)
+    for name, tasks in cases.items():
+        training = MetaTraining(config, mesh, tasks, tasks)
+        spec = training.spec
         flops = step_flops(training.learner, spec)
-        row = time_generations(training, tasks, generations)
+        row = time_generations(training, generations)
         row.update(flops_per_member_step=flops, flop_utilization=flops * row["member_steps_per_second"] / peak_all)
-        memory = {config.population: compiled_memory(training, tasks),
-                  8 * config.population: compiled_memory(
-                      MetaTraining(config.replace(population=8 * config.population), mesh, tasks), tasks)}
+        big = MetaTraining(config.replace(population=8 * config.population), mesh, tasks, tasks)
+        memory = {config.population: compiled_memory(training), 8 * config.population: compiled_memory(big)}
         print(f"{name:<22}{row['seconds_per_generation']:>7.2f}{row['member_steps_per_second']:>16,.0f}"
               f"{flops:>11.3g}{row['flop_utilization']:>7.1%}"
               + "".join(f"{m['temp_bytes'] / 2**20:>{w}.1f}" for m, w in zip(memory.values(), (15, 7))))

@@ -11,6 +11,7 @@ and writes results.csv, results.json and one curves_<task>.png per task to RUN/m
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 from pathlib import Path
 
@@ -24,7 +25,7 @@ import jax  # noqa: E402
 
 from metalearn import checkpoint, load_run  # noqa: E402
 from metalearn.evaluation import evaluate, summary  # noqa: E402
-from metalearn.learners import TaskSpec, learner_sizes, make_learner, step_flops  # noqa: E402
+from metalearn.learners import TaskSpec, check_task_fits, learner_sizes, make_learner, step_flops  # noqa: E402
 from metalearn.report import format_table, plot_curves, write_results  # noqa: E402
 from tasks import load_task  # noqa: E402
 
@@ -35,7 +36,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--run", type=Path, required=True, help="a meta_train.py run directory")
     p.add_argument("--step", type=int, default=None, help="checkpoint to load (default: the latest)")
-    p.add_argument("--tasks", nargs="+", default=None, help="task specs (default: the run's task)")
+    p.add_argument("--tasks", nargs="+", default=None, help="task specs (default: the run's meta-test tasks)")
+    p.add_argument("--data-dir", type=Path, default=None, help="where the datasets' IDX files are (sets METALEARN_DATA)")
     p.add_argument("--episodes", type=int, default=128)
     p.add_argument("--episode-length", type=int, default=None, help="default: the run's")
     p.add_argument("--baselines", nargs="*", default=list(DEFAULT_BASELINES), help="hand-designed learners")
@@ -45,31 +47,25 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     return p.parse_args(argv)
 
 
-def check_compatible(run, task, spec: TaskSpec) -> None:
-    """The run's meta-parameters must have the shapes the learner needs on this task."""
-    expected = jax.eval_shape(lambda k: run.learner.init_meta_params(k, spec), jax.random.key(0))
-    got = jax.tree.map(lambda x: x.shape, run.meta_params)
-    if jax.tree.map(lambda x: x.shape, expected) != got:
-        raise ValueError(f"task {task.name!r} ({spec.input_size} inputs, {spec.num_classes} classes) does not fit "
-                         f"the run's {run.config.learner} meta-parameters, which were made for other shapes; "
-                         f"resize or pad the task to the run's shape (see run.json: task_spec).")
-
-
 def main(argv: list[str] | None = None) -> int:
     from tqdm import tqdm
 
     args = parse_args(argv)
+    if args.data_dir:
+        os.environ["METALEARN_DATA"] = str(args.data_dir.absolute())
     try:
         if args.episodes < 2:
             raise ValueError("--episodes must be at least 2 (the 95% interval needs two episodes)")
         run = load_run(args.run, args.step)
         length = args.episode_length or run.config.episode_length
-        task_names = args.tasks or [run.config.task]
-        learners = {f"learned ({run.config.learner})": (run.learner, run.meta_params)}
-        learners.update({spec: (make_learner(spec, capacity=length), {}) for spec in args.baselines})
+        task_names = args.tasks or list(run.config.test_tasks)
+        learned = f"learned ({run.config.learner})"
+        labels = [learned, *args.baselines]
+        for spec in args.baselines:
+            make_learner(spec)  # fail early on a bad spec
         tasks = [(name, load_task(name).test) for name in task_names]
-        for name, task in tasks:
-            check_compatible(run, task, TaskSpec(task.input_size, task.num_classes))
+        for _, task in tasks:
+            check_task_fits(run.learner, run.meta_params, task)
     except (ValueError, checkpoint.CheckpointError) as err:
         print(f"error: {err}", file=sys.stderr)
         return 2
@@ -77,11 +73,13 @@ def main(argv: list[str] | None = None) -> int:
     out_dir = args.out or run.run_dir / "meta_test"
     rows, curves = [], {}
     key = jax.random.key(args.seed)
-    jobs = [(t, l) for t in tasks for l in learners]
+    jobs = [(t, l) for t in tasks for l in labels]
     bar = tqdm(jobs, disable=args.no_progress, unit="eval", desc="meta-test")
     for (name, task), label in bar:
         bar.set_postfix_str(f"{name} / {label}")
-        learner, meta_params = learners[label]
+        # kNN stores every example of an episode: its capacity is the episode's length on this task
+        learner, meta_params = (run.learner, run.meta_params) if label == learned else \
+            (make_learner(label, capacity=task.episode_length(length)), {})
         spec = TaskSpec(task.input_size, task.num_classes)
         result = jax.jit(lambda p, t: evaluate(learner, p, t, key, args.episodes, length))(meta_params, task)
         sizes = learner_sizes(learner, spec)

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import os
 import sys
 import time
 from pathlib import Path
@@ -24,9 +25,9 @@ import jax  # noqa: E402
 
 from metalearn import checkpoint, es  # noqa: E402
 from metalearn.config import MetaTrainConfig  # noqa: E402
-from metalearn.learners import TaskSpec, learner_sizes, make_learner, step_flops  # noqa: E402
-from metalearn.meta_train import meta_train  # noqa: E402
-from tasks import load_task  # noqa: E402
+from metalearn.learners import learner_sizes, step_flops  # noqa: E402
+from metalearn.meta_train import MetaTraining, meta_train  # noqa: E402
+from tasks import describe_tasks  # noqa: E402
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -34,16 +35,26 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--run-dir", type=Path, default=None, help="where metrics and checkpoints go (default: runs/<time>)")
     p.add_argument("--resume", action="store_true", help="continue from the last checkpoint in --run-dir")
     p.add_argument("--no-progress", action="store_true", help="no progress bar (for logs)")
+    p.add_argument("--data-dir", type=Path, default=None, help="where the datasets' IDX files are (sets METALEARN_DATA)")
+    p.add_argument("--list-tasks", action="store_true", help="list every task, family and option, and exit")
     for field in dataclasses.fields(MetaTrainConfig):
         flag = "--" + field.name.replace("_", "-")
-        p.add_argument(flag, type=type(field.default), default=None, help=f"default: {field.default}")
+        if isinstance(field.default, tuple):
+            p.add_argument(flag, nargs="+", default=None, help=f"default: {' '.join(field.default)}")
+        else:
+            p.add_argument(flag, type=type(field.default), default=None, help=f"default: {field.default}")
     return p.parse_args(argv)
 
 
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
-    overrides = {f.name: getattr(args, f.name) for f in dataclasses.fields(MetaTrainConfig)
-                 if getattr(args, f.name) is not None}
+    if args.list_tasks:
+        print(describe_tasks())
+        return 0
+    if args.data_dir:
+        os.environ["METALEARN_DATA"] = str(args.data_dir.absolute())
+    overrides = {f.name: tuple(v) if isinstance(v, list) else v for f in dataclasses.fields(MetaTrainConfig)
+                 if (v := getattr(args, f.name)) is not None}
     try:
         run_dir = args.run_dir or Path("runs") / time.strftime("%Y%m%d-%H%M%S")
         steps = checkpoint.saved_steps(run_dir)
@@ -62,15 +73,14 @@ def main(argv: list[str] | None = None) -> int:
         num_devices = args.devices or len(jax.devices())
         mesh = es.make_mesh(num_devices)
         es.check_population(config.population, num_devices)
-        learner = make_learner(config.learner)
-        task = load_task(config.task).train
-        spec = TaskSpec(task.input_size, task.num_classes)
-        sizes = learner_sizes(learner, spec)
+        training = MetaTraining(config, mesh)
+        sizes = learner_sizes(training.learner, training.spec)
         print(f"run dir {run_dir} | {num_devices} {jax.devices()[0].platform} device(s) | {config.learner} on "
-              f"{config.task}: algorithm {sizes.algorithm:,} meta-parameters, state {sizes.state:,} floats/task, "
-              f"{step_flops(learner, spec):,.0f} FLOPs/step"
+              f"{' '.join(config.train_tasks)} -> {' '.join(config.test_tasks)}: algorithm {sizes.algorithm:,} "
+              f"meta-parameters, state {sizes.state:,} floats/task, "
+              f"{step_flops(training.learner, training.spec):,.0f} FLOPs/step"
               + (f" | resuming at generation {steps[-1]}" if args.resume and steps else ""))
-        meta_train(config, mesh, run_dir, resume=args.resume, progress=not args.no_progress)
+        meta_train(training, run_dir, resume=args.resume, progress=not args.no_progress)
     except (ValueError, checkpoint.CheckpointError) as err:
         print(f"error: {err}", file=sys.stderr)
         return 2

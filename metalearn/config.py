@@ -9,7 +9,8 @@ import json
 @dataclasses.dataclass(frozen=True)
 class MetaTrainConfig:
     learner: str = "vsml"  # learner spec, e.g. 'vsml:ticks=1,hidden=32'
-    task: str = "digits"  # task family; meta-train on its train pool, meta-test on its test pool
+    train_tasks: tuple[str, ...] = ("digits",)  # task specs meta-trained on (their train splits)
+    test_tasks: tuple[str, ...] = ("digits",)  # task specs meta-tested on (their test splits)
     population: int = 128  # ES members per generation (antithetic pairs: even, divisible by 2 x devices)
     sigma: float = 0.05  # ES noise std
     lr: float = 0.025  # Adam learning rate on the ES gradient
@@ -28,6 +29,8 @@ class MetaTrainConfig:
         for name in positive:
             if getattr(self, name) < 1:
                 raise ValueError(f"{name} must be at least 1, got {getattr(self, name)}")
+        if not self.train_tasks or not self.test_tasks:
+            raise ValueError("give at least one meta-training and one meta-test task")
         if not self.sigma > 0 or not self.lr > 0:
             raise ValueError(f"sigma and lr must be positive, got sigma={self.sigma}, lr={self.lr}")
 
@@ -40,7 +43,7 @@ class MetaTrainConfig:
         unknown = set(data) - known
         if unknown:
             raise ValueError(f"config has unknown keys {sorted(unknown)}; was it written by a newer metalearn?")
-        return cls(**data)
+        return cls(**{k: tuple(v) if isinstance(v, list) else v for k, v in data.items()})
 
     def replace(self, **changes) -> "MetaTrainConfig":
         return dataclasses.replace(self, **changes)

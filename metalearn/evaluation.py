@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from typing import NamedTuple
 
 import chex
@@ -50,7 +51,8 @@ def evaluate(learner: Learner, meta_params: PyTree, task: Task, key: chex.PRNGKe
                       final_part(correct).mean(), result.loss.mean(), _mean_ci(correct.mean(1))[1], query_acc)
 
 
-def summary(evaluation: Evaluation) -> dict[str, float]:
-    """The scalar part, as plain floats for JSON and tables."""
+def summary(evaluation: Evaluation) -> dict[str, float | None]:
+    """The scalar part as plain floats for JSON and tables; query_acc is None without a query phase."""
     keys = ("acc", "acc_last20", "loss", "acc_ci", "query_acc")
-    return {k: float(getattr(evaluation, k)) for k in keys}
+    values = {k: float(getattr(evaluation, k)) for k in keys}
+    return {k: None if math.isnan(v) else v for k, v in values.items()}

@@ -9,23 +9,24 @@ from __future__ import annotations
 import json
 import time
 from pathlib import Path
-from typing import Callable, NamedTuple
+from typing import Callable, NamedTuple, Sequence
 
 import chex
 import jax
 import jax.numpy as jnp
+import numpy as np
 import optax
 from jax.sharding import Mesh
 
 from metalearn import checkpoint, es
 from metalearn.config import MetaTrainConfig
-from metalearn.evaluation import Evaluation, evaluate
+from metalearn.evaluation import Evaluation, evaluate, summary
 from metalearn.inner_loop import run_episode
-from metalearn.learners import Learner, TaskSpec, make_learner
+from metalearn.learners import TaskSpec, check_task_fits, make_learner
 from metalearn.learners.base import PyTree
 from metalearn.report import plot_training
 from metalearn.run import write_run_info
-from tasks import Task, TaskSplit, load_task
+from tasks import Task, load_task
 
 EVAL_KEY = 1  # fold-in constant: the meta-test episodes are the same at every evaluation of a run
 
@@ -39,17 +40,31 @@ class RunState(NamedTuple):
 
 
 class MetaTraining:
-    """One config on one mesh: the learner, its tasks and the jitted generation and evaluation steps."""
+    """One config on one mesh: the learner, its tasks and the jitted generation and evaluation steps.
 
-    def __init__(self, config: MetaTrainConfig, mesh: Mesh, tasks: TaskSplit | None = None):
+    `train_tasks` / `test_tasks` replace the config's task specs (e.g. synthetic tasks in a benchmark).
+    """
+
+    def __init__(self, config: MetaTrainConfig, mesh: Mesh, train_tasks: Sequence[Task] | None = None,
+                 test_tasks: Sequence[Task] | None = None):
         self.config, self.mesh = config, mesh
         self.learner = make_learner(config.learner)
-        self.tasks = tasks or load_task(config.task)
-        self.spec = TaskSpec(self.tasks.train.input_size, self.tasks.train.num_classes)
+        self.train_tasks = tuple(train_tasks or (load_task(s).train for s in config.train_tasks))
+        self.test_tasks = tuple(test_tasks or (load_task(s).test for s in config.test_tasks))
+        self.spec = TaskSpec(self.train_tasks[0].input_size, self.train_tasks[0].num_classes)
+        for task in self.train_tasks[1:]:
+            if (task.input_size, task.num_classes) != self.spec:
+                raise ValueError(f"meta-training tasks must share one shape, but {task.name!r} has "
+                                 f"{task.input_size} inputs and {task.num_classes} classes and "
+                                 f"{self.train_tasks[0].name!r} {self.spec.input_size} and {self.spec.num_classes}; "
+                                 f"use dim= and num_classes= options to make them agree.")
+        template = jax.eval_shape(lambda k: self.learner.init_meta_params(k, self.spec), jax.random.key(0))
+        for task in self.test_tasks:
+            check_task_fits(self.learner, template, task)
         self.optimizer = optax.adam(config.lr)
         self._es_step = es.make_es_step(self._fitness, self.optimizer, mesh, config.population,
                                         config.chunk)
-        self.generation_step: Callable[[RunState, Task], tuple[RunState, es.ESMetrics]] = jax.jit(
+        self.generation_step: Callable[[RunState, tuple], tuple[RunState, es.ESMetrics]] = jax.jit(
             self._generation, donate_argnums=0)
         self.evaluate: Callable[[PyTree, Task], Evaluation] = jax.jit(self._evaluate)
 
@@ -60,19 +75,26 @@ class MetaTraining:
         return es.replicate(state, self.mesh)
 
     def _fitness(self, params: PyTree, data: tuple) -> tuple[chex.Array, chex.Array]:
-        """Mean cross-entropy (to minimise) and accuracy of one member over this generation's episodes."""
-        init_keys, episodes = data
-        num_classes = self.spec.num_classes
-        result = jax.vmap(lambda k, ep: run_episode(self.learner, params, k, ep, num_classes))(init_keys, episodes)
-        return result.loss.mean(), result.correct.mean()
+        """Mean cross-entropy (to minimise) and accuracy of one member over this generation's episodes,
+        averaged over the meta-training tasks."""
+        losses, accs = [], []
+        for init_keys, episodes in data:
+            result = jax.vmap(lambda k, ep: run_episode(self.learner, params, k, ep, self.spec.num_classes))(
+                init_keys, episodes)
+            losses.append(result.loss.mean())
+            accs.append(result.correct.mean())
+        return jnp.mean(jnp.stack(losses)), jnp.mean(jnp.stack(accs))
 
-    def _generation(self, state: RunState, task: Task) -> tuple[RunState, es.ESMetrics]:
+    def _generation(self, state: RunState, tasks: tuple) -> tuple[RunState, es.ESMetrics]:
+        """One ES generation; every member is scored on the same episodes of every training task."""
         cfg = self.config
+        per_task = cfg.episodes_per_member
         key = jax.random.fold_in(jax.random.wrap_key_data(state.key), state.generation)
         noise_key, task_key, init_key = jax.random.split(key, 3)
-        episodes = jax.vmap(lambda k: task.sample(k, cfg.episode_length))(
-            jax.random.split(task_key, cfg.episodes_per_member))
-        data = (jax.random.split(init_key, cfg.episodes_per_member), episodes)
+        task_keys = jax.random.split(task_key, len(tasks) * per_task).reshape(len(tasks), per_task)
+        init_keys = jax.random.split(init_key, len(tasks) * per_task).reshape(len(tasks), per_task)
+        data = tuple((init_keys[i], jax.vmap(lambda k: task.sample(k, cfg.episode_length))(task_keys[i]))
+                     for i, task in enumerate(tasks))
         new_es, metrics = self._es_step(state.es, noise_key, jnp.float32(cfg.sigma), data)
         return RunState(new_es, state.generation + 1, state.key), metrics
 
@@ -80,10 +102,15 @@ class MetaTraining:
         key = jax.random.fold_in(jax.random.key(self.config.seed), EVAL_KEY)
         return evaluate(self.learner, params, task, key, self.config.eval_episodes, self.config.episode_length)
 
-
-def _evaluation_record(result: Evaluation) -> dict:
-    return {"test_acc": float(result.acc), "test_acc_last20": float(result.acc_last20),
-            "test_loss": float(result.loss)}
+    def evaluate_all(self, params: PyTree) -> dict:
+        """Metrics-line fields: test_acc / test_acc_last20 / test_loss averaged over the meta-test tasks (and
+        query_acc over those with a query phase), plus each task's own under 'tests'."""
+        per_task = {task.name: summary(self.evaluate(params, task)) for task in self.test_tasks}
+        record = {f"test_{k}": float(np.mean([r[k] for r in per_task.values()])) for k in ("acc", "acc_last20", "loss")}
+        queries = [r["query_acc"] for r in per_task.values() if r["query_acc"] is not None]
+        if queries:
+            record["test_query_acc"] = float(np.mean(queries))
+        return {**record, "tests": per_task}
 
 
 def _truncate_metrics(path: Path, generation: int) -> None:
@@ -96,28 +123,27 @@ def _truncate_metrics(path: Path, generation: int) -> None:
 
 def reference_scores(training: MetaTraining, params: PyTree) -> dict[str, dict]:
     """Meta-test scores of the untrained algorithm and of hand-designed learners on the same episodes."""
-    task, cfg = training.tasks.test, training.config
+    cfg = training.config
     key = jax.random.fold_in(jax.random.key(cfg.seed), EVAL_KEY)
-    scores = {"untrained": _evaluation_record(training.evaluate(params, task))}
+    scores = {"untrained": training.evaluate_all(params)}
     for spec in ("sgd", "class_mean"):
         baseline = make_learner(spec)
-        result = jax.jit(lambda t: evaluate(baseline, {}, t, key, cfg.eval_episodes, cfg.episode_length))(task)
-        scores[spec] = _evaluation_record(result)
+        run = jax.jit(lambda t: evaluate(baseline, {}, t, key, cfg.eval_episodes, cfg.episode_length))
+        scores[spec] = {task.name: summary(run(task)) for task in training.test_tasks}
     return scores
 
 
-def meta_train(config: MetaTrainConfig, mesh: Mesh, run_dir: Path, resume: bool = False,
-               progress: bool = True) -> RunState:
+def meta_train(training: MetaTraining, run_dir: Path, resume: bool = False, progress: bool = True) -> RunState:
     """Run (or resume) meta-training into `run_dir`; returns the final state.
 
     Files: run.json (config, task shape, environment); metrics.jsonl (one line per generation; evaluation
-    lines add test_acc and test_acc_last20); training.png (fitness and meta-test accuracy); baselines.json (untrained algorithm, online SGD and nearest class mean on the evaluation episodes),
+    lines add test_acc, test_acc_last20 and per-task scores); training.png (fitness and meta-test accuracy);
+    baselines.json (untrained algorithm, online SGD and nearest class mean on the evaluation episodes);
     checkpoints/ (orbax, every `checkpoint_every` generations and at the end).
     """
     from tqdm import tqdm
 
-    run_dir = Path(run_dir)
-    training = MetaTraining(config, mesh)
+    run_dir, config, mesh = Path(run_dir), training.config, training.mesh
     state = training.init()
     metrics_path = run_dir / "metrics.jsonl"
     if resume:
@@ -138,19 +164,19 @@ def meta_train(config: MetaTrainConfig, mesh: Mesh, run_dir: Path, resume: bool 
     with metrics_path.open("a") as log:
         for _ in bar:
             tic = time.perf_counter()
-            state, metrics = training.generation_step(state, training.tasks.train)
+            state, metrics = training.generation_step(state, training.train_tasks)
             generation = int(state.generation)
             record = {"generation": generation, "train_fitness": float(metrics.fitness.mean()),
                       "train_acc": float(metrics.accuracy.mean()), "grad_norm": float(metrics.grad_norm),
                       "seconds": time.perf_counter() - tic}
             if generation % config.eval_every == 0 or generation == config.generations:
-                last_eval = _evaluation_record(training.evaluate(state.es.params, training.tasks.test))
-                record.update(last_eval)
+                record.update(training.evaluate_all(state.es.params))
+                last_eval = {k: record[k] for k in ("test_acc", "test_acc_last20")}
             log.write(json.dumps(record) + "\n")
             log.flush()
             if generation % config.checkpoint_every == 0 or generation == config.generations:
                 checkpoint.save(run_dir, generation, state, config)
             bar.set_postfix(fitness=f"{record['train_fitness']:.3f}", train_acc=f"{record['train_acc']:.2f}",
-                            **{k: f"{v:.3f}" for k, v in last_eval.items() if k != "test_loss"})
+                            **{k: f"{v:.3f}" for k, v in last_eval.items()})
     plot_training(run_dir)
     return state

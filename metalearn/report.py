@@ -13,13 +13,15 @@ COLUMNS = ("task", "learner", "algorithm_size", "state_size", "flops_per_step", 
 
 
 def format_table(rows: list[dict]) -> str:
-    """A fixed-width text table of the four axes (NaN query accuracy, i.e. no query phase, prints as '-')."""
-    header = f"{'task':<18}{'learner':<22}{'algorithm':>10}{'state':>10}{'FLOPs/step':>12}" \
+    """A fixed-width text table of the four axes ('-' where a task has no query phase)."""
+    tw = max(len("task"), *(len(r["task"]) for r in rows)) + 2
+    lw = max(len("learner"), *(len(r["learner"]) for r in rows)) + 2
+    header = f"{'task':<{tw}}{'learner':<{lw}}{'algorithm':>10}{'state':>10}{'FLOPs/step':>12}" \
              f"{'acc':>14}{'last 20%':>10}{'query':>7}"
     lines = [header, "-" * len(header)]
     for r in rows:
-        query = "-" if np.isnan(r["query_acc"]) else f"{r['query_acc']:.3f}"
-        lines.append(f"{r['task']:<18}{r['learner']:<22}{r['algorithm_size']:>10,}{r['state_size']:>10,}"
+        query = "-" if r["query_acc"] is None else f"{r['query_acc']:.3f}"
+        lines.append(f"{r['task']:<{tw}}{r['learner']:<{lw}}{r['algorithm_size']:>10,}{r['state_size']:>10,}"
                      f"{r['flops_per_step']:>12.3g}{r['acc']:>8.3f}±{r['acc_ci']:.3f}{r['acc_last20']:>10.3f}"
                      f"{query:>7}")
     return "\n".join(lines)

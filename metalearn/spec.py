@@ -19,6 +19,18 @@ def split_spec(spec: str) -> tuple[str, dict[str, str]]:
     return name.strip(), options
 
 
+def split_options(spec: str) -> tuple[list[str], dict[str, str]]:
+    """'ordered:mnist:resize=14,per_class=20' -> (['ordered', 'mnist'], {'resize': '14', 'per_class': '20'}).
+
+    Colon-separated names, then (in the last part, if it holds an '=') the options."""
+    parts = [p.strip() for p in spec.split(":")]
+    if len(parts) > 1 and "=" in parts[-1]:
+        names, options = parts[:-1], split_spec(":" + parts[-1])[1]
+    else:
+        names, options = parts, {}
+    return [n for n in names if n], options
+
+
 def _coerce(value: str, annotation: Any, where: str) -> Any:
     origin = typing.get_origin(annotation)
     if origin is tuple:  # tuple[int, ...] written as 32x32 (or empty for none)

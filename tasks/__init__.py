@@ -1,7 +1,8 @@
 """Task distributions for meta-learning: datasets, task families and episode samplers."""
 
-from tasks.episodes import Episode, Pool, sample_permuted_episode
-from tasks.registry import TASKS, TaskSplit, load_task
-from tasks.task import Task
+from tasks.episodes import Episode, Pool
+from tasks.families import DatasetEpisodes, MemorizeEpisodes, OrderedStream, SumEpisodes, Task
+from tasks.registry import DATASETS, FAMILIES, TaskSplit, describe_tasks, load_task
 
-__all__ = ["Episode", "Pool", "Task", "TaskSplit", "TASKS", "load_task", "sample_permuted_episode"]
+__all__ = ["DATASETS", "FAMILIES", "DatasetEpisodes", "Episode", "MemorizeEpisodes", "OrderedStream", "Pool",
+           "SumEpisodes", "Task", "TaskSplit", "describe_tasks", "load_task"]

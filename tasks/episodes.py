@@ -8,8 +8,6 @@ episodes), so a query phase without feedback is one mask away.
 from __future__ import annotations
 
 import chex
-import jax
-import jax.numpy as jnp
 
 
 @chex.dataclass(frozen=True)
@@ -31,19 +29,3 @@ class Pool:
     @property
     def input_size(self) -> int:
         return self.x.shape[-1]
-
-
-def sample_permuted_episode(key: chex.PRNGKey, pool: Pool, length: int, num_classes: int) -> Episode:
-    """T examples drawn with replacement, labels relabelled by a fresh random permutation.
-
-    The permutation makes every episode a new task: the input-to-label mapping has to be learned online
-    within the episode, it cannot be memorised across episodes.
-    """
-    index_key, perm_key = jax.random.split(key)
-    idx = jax.random.randint(index_key, (length,), 0, pool.y.shape[0])
-    perm = jax.random.permutation(perm_key, num_classes)
-    return Episode(
-        x=pool.x[idx],
-        y=perm[pool.y[idx]].astype(jnp.int32),
-        feedback_mask=jnp.ones((length,), bool),
-    )

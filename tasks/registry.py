@@ -1,11 +1,29 @@
-"""Task names -> (meta-train, meta-test) task pairs."""
+"""Task specifications -> (meta-train, meta-test) task pairs, and the listing of every task and option.
+
+A spec is `[family:]dataset[:key=value,...]` or `sum[:...]` or `module:function[:...]`, e.g.
+`mnist:resize=14,project=64`, `ordered:mnist:resize=14,per_class=20`, `memorize:digits:items=20`.
+The meta-train task draws from the dataset's train split (for `digits`: the meta-train pool), the
+meta-test task from its test split, so no meta-test example is ever seen in meta-training.
+"""
 
 from __future__ import annotations
 
-from typing import NamedTuple
+import dataclasses
+import functools
+import importlib
+from typing import Callable, NamedTuple
 
-from tasks.digits import NUM_CLASSES, load_digits_pools
-from tasks.task import Task
+import jax.numpy as jnp
+import numpy as np
+
+from metalearn.spec import build, split_options
+from tasks import preprocess
+from tasks.datasets import CATALOGUE, load_dataset
+from tasks.digits import load_digits_pools
+from tasks.episodes import Pool
+from tasks.families import DatasetEpisodes, MemorizeEpisodes, OrderedStream, SumEpisodes, Task
+
+DATASETS = ("digits", *(name.replace("-", "_") for name in CATALOGUE))
 
 
 class TaskSplit(NamedTuple):
@@ -15,16 +33,158 @@ class TaskSplit(NamedTuple):
     test: Task
 
 
-def _digits() -> TaskSplit:
-    train, test = load_digits_pools()
-    return TaskSplit(Task(train, NUM_CLASSES, "digits"), Task(test, NUM_CLASSES, "digits"))
+@dataclasses.dataclass(frozen=True)
+class DataOptions:
+    resize: int = 0  # image side in pixels (0: as stored; 28 -> 14 or 7 averages blocks)
+    dim: int = 0  # pad with zeros / crop the flattened input to this width (0: as is)
+    num_classes: int = 0  # declare this many classes: more pads, fewer keeps only labels below it (0: as is)
+    examples: int = 0  # keep only the first N examples of each split (0: all)
+    data_dir: str = ""  # look here first for the IDX files (else METALEARN_DATA, cache, ../shared/data)
 
 
-TASKS = {"digits": _digits}
+@dataclasses.dataclass(frozen=True)
+class EpisodeOptions(DataOptions):
+    permute: bool = True  # random label permutation per task
+    permutations: int = 0  # 0: a fresh permutation per episode; N: one of N fixed permutations
+    classes: int = 0  # k: each task uses k random classes, relabelled 0..k-1
+    project: int = 0  # d: random linear projection of the inputs to d dimensions per task
+    projections: int = 0  # 0: a fresh projection per episode; N: one of N fixed projections
 
 
-def load_task(name: str) -> TaskSplit:
-    """Build a named task family; unknown names raise a ValueError that lists the known ones."""
-    if name not in TASKS:
-        raise ValueError(f"unknown task {name!r}; known tasks: {', '.join(sorted(TASKS))}")
-    return TASKS[name]()
+@dataclasses.dataclass(frozen=True)
+class MemorizeOptions(DataOptions):
+    items: int = 10  # inputs per episode, each with a random label, repeated in random order
+
+
+@dataclasses.dataclass(frozen=True)
+class OrderedOptions(DataOptions):
+    per_class: int = 20  # training-phase examples per class
+    queries: int = 100  # query-phase examples (no feedback)
+    order: str = "sorted"  # 'sorted' (class 0 first) or 'random' class order
+    group: int = 1  # classes per block; >1 interleaves a block's classes (class-incremental)
+
+
+@dataclasses.dataclass(frozen=True)
+class SumOptions:
+    dim: int = 64  # input width
+
+
+FAMILIES = {
+    "episodes": (EpisodeOptions, "random examples of a dataset (the family used when only a dataset is named)"),
+    "memorize": (MemorizeOptions, "random-label memorization of a few inputs"),
+    "ordered": (OrderedOptions, "OrderedMNIST stream: class-ordered training phase, then queries without feedback"),
+    "sum": (SumOptions, "synthetic: label = whether the standard normal input sums to >= 0 (no dataset)"),
+}
+
+
+@functools.lru_cache(maxsize=16)
+def load_pools(dataset: str, options: DataOptions) -> tuple[Pool, Pool, int]:
+    """(train pool, test pool, number of classes) of a dataset after preprocessing; cached per options."""
+    if dataset == "digits":
+        if options.resize:
+            raise ValueError("digits images are 8x8 and already standardized per pixel; drop resize= "
+                             "(use dim= to pad them to another learner's input width)")
+        train, test = load_digits_pools()
+        (train_x, train_y), (test_x, test_y) = (np.asarray(train.x), np.asarray(train.y)), \
+                                               (np.asarray(test.x), np.asarray(test.y))
+        num_classes = 10
+    else:
+        data = load_dataset(dataset.replace("_", "-"), options.data_dir or None)
+        images = [preprocess.resize(x, options.resize) if options.resize else x for x in (data.train_x, data.test_x)]
+        train_x, test_x = preprocess.normalize(*images)
+        train_y, test_y, num_classes = data.train_y, data.test_y, data.num_classes
+    if options.num_classes:
+        if options.num_classes < num_classes:
+            (train_x, train_y), (test_x, test_y) = (preprocess.fit_classes(train_x, train_y, options.num_classes),
+                                                    preprocess.fit_classes(test_x, test_y, options.num_classes))
+        num_classes = options.num_classes
+    pools = []
+    for x, y in ((train_x, train_y), (test_x, test_y)):
+        x = x.reshape(len(x), -1)
+        if options.dim:
+            x = preprocess.fit_inputs(x, options.dim)
+        if options.examples:
+            x, y = x[: options.examples], y[: options.examples]
+        pools.append(Pool(x=jnp.asarray(x, jnp.float32), y=jnp.asarray(y, jnp.int32)))
+    return pools[0], pools[1], num_classes
+
+
+def _class_table(pool: Pool, num_classes: int) -> tuple[jnp.ndarray, jnp.ndarray]:
+    """[C, max count] example indices per class (rows padded by repeating) and the counts [C]."""
+    y = np.asarray(pool.y)
+    members = [np.flatnonzero(y == c) for c in range(num_classes)]
+    if any(len(m) == 0 for m in members):
+        raise ValueError(f"an ordered stream needs examples of every class, but classes "
+                         f"{[c for c, m in enumerate(members) if len(m) == 0]} have none")
+    width = max(len(m) for m in members)
+    table = np.stack([np.resize(m, width) for m in members])
+    return jnp.asarray(table, jnp.int32), jnp.asarray([len(m) for m in members], jnp.int32)
+
+
+def _data_options(options: DataOptions) -> DataOptions:
+    return DataOptions(**{f.name: getattr(options, f.name) for f in dataclasses.fields(DataOptions)})
+
+
+def _build(family: str, dataset: str, options, spec: str) -> TaskSplit:
+    if family == "sum":
+        task = SumEpisodes(dim=options.dim, name=spec)
+        return TaskSplit(task, task)
+    train, test, num_classes = load_pools(dataset, _data_options(options))
+    if family == "episodes":
+        kwargs = dict(pool_classes=num_classes, name=spec, permute=options.permute,
+                      permutations=options.permutations, classes=options.classes, project=options.project,
+                      projections=options.projections)
+        if options.classes > num_classes:
+            raise ValueError(f"{spec}: classes={options.classes} but the dataset has {num_classes} classes")
+        return TaskSplit(DatasetEpisodes(pool=train, **kwargs), DatasetEpisodes(pool=test, **kwargs))
+    if family == "memorize":
+        return TaskSplit(*(MemorizeEpisodes(pool=p, num_classes=num_classes, name=spec, items=options.items)
+                           for p in (train, test)))
+    if options.order not in ("sorted", "random"):
+        raise ValueError(f"{spec}: order must be 'sorted' or 'random', got {options.order!r}")
+    table, counts = _class_table(train, num_classes)
+    stream = functools.partial(OrderedStream, pool=train, by_class=table, class_counts=counts,
+                               num_classes=num_classes, name=spec, per_class=options.per_class,
+                               queries=options.queries, order=options.order, group=options.group)
+    return TaskSplit(stream(query_pool=train), stream(query_pool=test))
+
+
+def _user_task(module: str, function: str, options: dict[str, str], spec: str) -> TaskSplit:
+    try:
+        make: Callable = getattr(importlib.import_module(module), function)
+    except (ImportError, AttributeError) as err:
+        raise ValueError(f"task {spec!r}: cannot load user task {module}:{function} ({err}). Known tasks: "
+                         f"{', '.join(DATASETS)}, families {', '.join(FAMILIES)}; see --list-tasks.") from None
+    result = make(**options)
+    return result if isinstance(result, TaskSplit) else TaskSplit(result, result)
+
+
+def load_task(spec: str) -> TaskSplit:
+    """Build the (meta-train, meta-test) pair a spec names; errors list what exists."""
+    names, options = split_options(spec)
+    family = names[0] if names and names[0] in FAMILIES else "episodes"
+    rest = names[1:] if names and names[0] in FAMILIES else names
+    if family == "sum":
+        if rest:
+            raise ValueError(f"task {spec!r}: sum takes no dataset, only options (sum:dim=64)")
+        return _build(family, "", build(SumOptions, options, f"task {spec!r}"), spec)
+    if len(rest) == 1 and rest[0] in DATASETS:
+        return _build(family, rest[0], build(FAMILIES[family][0], options, f"task {spec!r}"), spec)
+    if family == "episodes" and len(rest) == 2:
+        return _user_task(rest[0], rest[1], options, spec)
+    raise ValueError(f"unknown task {spec!r}; datasets: {', '.join(DATASETS)}; families: "
+                     f"{', '.join(FAMILIES)} (e.g. ordered:mnist:per_class=20); or a user task module:function. "
+                     f"Run with --list-tasks for every option.")
+
+
+def describe_tasks() -> str:
+    """The registry as text, for --list-tasks."""
+    lines = [f"datasets: {', '.join(DATASETS)}  (digits is embedded; the rest are MNIST-family IDX files)", "",
+             "families (spec: [family:]dataset[:key=value,...]):"]
+    for name, (options, about) in FAMILIES.items():
+        lines.append(f"  {name:<9} {about}")
+        for f in dataclasses.fields(options):
+            lines.append(f"      {f.name}={f.default!r}")
+    lines += ["", "user tasks: module:function[:key=value,...] -> a function returning a TaskSplit (or one task)",
+              "examples: mnist:resize=14,project=64  fashion_mnist:resize=14  ordered:mnist:resize=14,per_class=20"]
+    return "\n".join(lines)

@@ -21,6 +21,10 @@ TINY = MetaTrainConfig(population=16, generations=6, episode_length=20, eval_eve
                        checkpoint_every=3, chunk=2, learner="vsml:lstm_size=4,msg_size=2,ticks=1")
 
 
+def train(config, run_dir, resume=False):
+    return meta_train(MetaTraining(config, es.make_mesh(8)), run_dir, resume=resume, progress=False)
+
+
 def leaves(state):
     return [np.asarray(x) for x in jax.tree.leaves(state)]
 
@@ -38,7 +42,7 @@ def tiny_args(run_dir, **overrides):
     values = {**TINY.to_json(), **overrides}
     args = ["--run-dir", str(run_dir), "--devices", "8"]
     for key, value in values.items():
-        args += ["--" + key.replace("_", "-"), str(value)]
+        args += ["--" + key.replace("_", "-"), *(value if isinstance(value, tuple) else [str(value)])]
     return args
 
 
@@ -46,17 +50,16 @@ def test_generation_step_compiles_once(devices):
     training = MetaTraining(TINY, es.make_mesh(8))
     state = training.init()
     for _ in range(3):
-        state, _ = training.generation_step(state, training.tasks.train)
+        state, _ = training.generation_step(state, training.train_tasks)
     assert training.generation_step._cache_size() == 1
 
 
 @pytest.mark.slow
 def test_resume_reproduces_the_uninterrupted_run(devices, tmp_path):
-    mesh = es.make_mesh(8)
-    full = meta_train(TINY, mesh, tmp_path / "full", progress=False)
-    meta_train(TINY.replace(generations=3), mesh, tmp_path / "split", progress=False)
+    full = train(TINY, tmp_path / "full")
+    train(TINY.replace(generations=3), tmp_path / "split")
     assert checkpoint.saved_steps(tmp_path / "split") == [3]
-    resumed = meta_train(TINY, mesh, tmp_path / "split", resume=True, progress=False)
+    resumed = train(TINY, tmp_path / "split", resume=True)
     for a, b in zip(leaves(full), leaves(resumed)):
         np.testing.assert_allclose(a, b, atol=1e-6)
     full_log, split_log = metrics(tmp_path / "full"), metrics(tmp_path / "split")
@@ -86,8 +89,7 @@ def test_sigkill_mid_run_resumes_from_the_last_checkpoint(devices, tmp_path):
     log = metrics(run_dir)
     assert [m["generation"] for m in log] == list(range(1, last + 3))  # every generation exactly once
 
-    reference = meta_train(TINY.replace(generations=last + 2, checkpoint_every=2), es.make_mesh(8),
-                           tmp_path / "reference", progress=False)
+    reference = train(TINY.replace(generations=last + 2, checkpoint_every=2), tmp_path / "reference")
     template = MetaTraining(TINY, es.make_mesh(8)).init()
     restored = checkpoint.restore(run_dir, last + 2, template)
     for a, b in zip(leaves(reference), leaves(restored)):

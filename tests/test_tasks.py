@@ -51,5 +51,5 @@ def test_episode_is_a_pure_function_of_the_key_and_permutes_labels():
 
 
 def test_unknown_task_lists_the_known_ones():
-    with pytest.raises(ValueError, match="known tasks: digits"):
+    with pytest.raises(ValueError, match="datasets: digits, mnist, fashion_mnist"):
         load_task("mnsit")

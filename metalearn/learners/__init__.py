@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import dataclasses
 
-from metalearn.learners.base import (Feedback, Learner, Sizes, TaskSpec, learner_config, learner_sizes,
-                                     step_flops)
+from metalearn.learners.base import (Feedback, Learner, Sizes, TaskSpec, check_task_fits, learner_config,
+                                     learner_sizes, step_flops)
 from metalearn.learners.class_mean import ClassMean
 from metalearn.learners.knn import KNN
 from metalearn.learners.meta_rnn import MetaRNN
@@ -42,6 +42,6 @@ def learner_from_config(config: dict) -> Learner:
 
 __all__ = [
     "KNN", "LEARNERS", "ClassMean", "Feedback", "Learner", "MetaRNN", "OnlineAdam", "OnlineMLP", "OnlineSGD",
-    "Sizes", "TaskSpec", "VSML",
+    "Sizes", "TaskSpec", "VSML", "check_task_fits",
     "learner_config", "learner_from_config", "learner_sizes", "make_learner", "step_flops",
 ]

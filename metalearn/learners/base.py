@@ -102,6 +102,20 @@ def step_flops(learner: Learner, spec: TaskSpec) -> float:
     return float(analysis.get("flops", 0.0))
 
 
+def check_task_fits(learner: Learner, meta_params: PyTree, task) -> None:
+    """Raise a clear ValueError if `meta_params` do not have the shapes `learner` needs on `task`.
+
+    VSML's meta-parameters fit any input and output size; a meta-RNN's are tied to the shapes it was
+    meta-trained on."""
+    spec = TaskSpec(task.input_size, task.num_classes)
+    expected = jax.eval_shape(lambda k: learner.init_meta_params(k, spec), jax.random.key(0))
+    shapes = lambda tree: jax.tree.map(lambda x: tuple(x.shape), tree)  # noqa: E731
+    if shapes(expected) != shapes(meta_params):
+        raise ValueError(f"task {task.name!r} ({spec.input_size} inputs, {spec.num_classes} classes) does not fit "
+                         f"these {learner.name} meta-parameters, which were made for other shapes; give the task "
+                         f"the meta-training shape with the dim= and num_classes= task options.")
+
+
 def learner_config(learner: Learner) -> dict:
     """The learner's hyper-parameters as a JSON-able dict (its registry name under 'name')."""
     return {"name": learner.name, **dataclasses.asdict(learner)}
