@@ -47,7 +47,9 @@ def describe(run) -> dict:
     spec = run.info.get("task_spec")
     sizes = learner_sizes(run.learner, TaskSpec(**spec))._asdict() if spec else None
     return {
-        "run_dir": str(run.run_dir), "step": run.step, "saved_steps": run.steps, "config": run.config.to_json(),
+        "run_dir": str(run.run_dir), "step": run.step, "saved_steps": run.steps,
+        "best_step": (checkpoint.saved_steps(run.run_dir, checkpoint.BEST) or [None])[-1],
+        "config": run.config.to_json(),
         "metrics": {"generations_logged": len(fitness),
                     "train_fitness": {"first": fitness[0], "best": min(fitness), "last": fitness[-1]} if fitness else None,
                     "meta_test": evals},
@@ -63,7 +65,8 @@ def describe(run) -> dict:
 
 
 def print_human(d: dict) -> None:
-    print(f"run {d['run_dir']} | checkpoint at generation {d['step']} | saved: {d['saved_steps']}")
+    print(f"run {d['run_dir']} | checkpoint at generation {d['step']} | saved: {d['saved_steps']} | "
+          f"best meta-test: generation {d['best_step']}")
     print("config: " + ", ".join(f"{k}={v}" for k, v in d["config"].items()))
     m = d["metrics"]
     if m["train_fitness"]:

@@ -36,6 +36,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--run", type=Path, required=True, help="a meta_train.py run directory")
     p.add_argument("--step", type=int, default=None, help="checkpoint to load (default: the latest)")
+    p.add_argument("--best", action="store_true", help="load the checkpoint with the best meta-test score")
     p.add_argument("--tasks", nargs="+", default=None, help="task specs (default: the run's meta-test tasks)")
     p.add_argument("--data-dir", type=Path, default=None, help="where the datasets' IDX files are (sets METALEARN_DATA)")
     p.add_argument("--episodes", type=int, default=128)
@@ -56,7 +57,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         if args.episodes < 2:
             raise ValueError("--episodes must be at least 2 (the 95% interval needs two episodes)")
-        run = load_run(args.run, args.step)
+        run = load_run(args.run, args.step, best=args.best)
         length = args.episode_length or run.config.episode_length
         task_names = args.tasks or list(run.config.test_tasks)
         learned = f"learned ({run.config.learner})"

@@ -21,17 +21,24 @@ class CheckpointError(RuntimeError):
     """A checkpoint that is missing, unreadable or not of this project."""
 
 
-def _manager(run_dir: Path, write: bool = False, keep: int = 3) -> ocp.CheckpointManager:
+LATEST, BEST = "checkpoints", "best"  # the last few checkpoints; the one with the best meta-test score
+KEEP = {LATEST: 3, BEST: 1}
+
+
+def _manager(run_dir: Path, write: bool = False, kind: str = LATEST) -> ocp.CheckpointManager:
     """Readers never create or clean anything, so inspecting a live run cannot disturb its writer."""
-    options = ocp.CheckpointManagerOptions(max_to_keep=keep, create=write,
+    options = ocp.CheckpointManagerOptions(max_to_keep=KEEP[kind], create=write,
                                            enable_async_checkpointing=False, cleanup_tmp_directories=write)
-    return ocp.CheckpointManager(Path(run_dir).absolute() / "checkpoints", options=options,
-                                 item_names=("state", "config"))
+    return ocp.CheckpointManager(Path(run_dir).absolute() / kind, options=options, item_names=("state", "config"))
 
 
-def save(run_dir: Path, generation: int, state: Any, config: MetaTrainConfig) -> None:
-    """Write checkpoint `generation` (a completed-generation count) and wait until it is final on disk."""
-    with _manager(run_dir, write=True) as manager:
+def save(run_dir: Path, generation: int, state: Any, config: MetaTrainConfig, kind: str = LATEST) -> None:
+    """Write checkpoint `generation` (a completed-generation count) and wait until it is final on disk.
+
+    A step that already exists is left as it is: a resumed run recomputes identical states."""
+    with _manager(run_dir, write=True, kind=kind) as manager:
+        if generation in manager.all_steps():
+            return
         manager.save(generation, args=ocp.args.Composite(
             state=ocp.args.StandardSave(jax.device_get(state)),
             config=ocp.args.JsonSave(config.to_json()),
@@ -39,16 +46,15 @@ def save(run_dir: Path, generation: int, state: Any, config: MetaTrainConfig) ->
         manager.wait_until_finished()
 
 
-def saved_steps(run_dir: Path) -> list[int]:
-    directory = Path(run_dir) / "checkpoints"
-    if not directory.is_dir():
+def saved_steps(run_dir: Path, kind: str = LATEST) -> list[int]:
+    if not (Path(run_dir) / kind).is_dir():
         return []
-    with _manager(run_dir) as manager:
+    with _manager(run_dir, kind=kind) as manager:
         return sorted(manager.all_steps())
 
 
-def load_config(run_dir: Path, step: int) -> MetaTrainConfig:
-    with _manager(run_dir) as manager:
+def load_config(run_dir: Path, step: int, kind: str = LATEST) -> MetaTrainConfig:
+    with _manager(run_dir, kind=kind) as manager:
         try:
             data = manager.restore(step, args=ocp.args.Composite(config=ocp.args.JsonRestore()))["config"]
         except Exception as err:  # orbax raises assorted types for unreadable directories
@@ -66,9 +72,9 @@ def restore(run_dir: Path, step: int, template: Any) -> Any:
             raise CheckpointError(f"cannot restore checkpoint {step} in {run_dir}: {err}") from None
 
 
-def restore_raw(run_dir: Path, step: int) -> dict:
+def restore_raw(run_dir: Path, step: int, kind: str = LATEST) -> dict:
     """The saved state as nested dicts of numpy arrays, read from orbax's metadata: no template, no pickle."""
-    with _manager(run_dir) as manager:
+    with _manager(run_dir, kind=kind) as manager:
         try:
             return manager.restore(step, args=ocp.args.Composite(state=ocp.args.StandardRestore()))["state"]
         except Exception as err:

@@ -24,7 +24,7 @@ from metalearn.evaluation import Evaluation, evaluate, summary
 from metalearn.inner_loop import run_episode
 from metalearn.learners import TaskSpec, check_task_fits, make_learner
 from metalearn.learners.base import PyTree
-from metalearn.report import plot_training
+from metalearn.report import plot_training, read_metrics
 from metalearn.run import write_run_info
 from tasks import Task, load_task
 
@@ -139,7 +139,8 @@ def meta_train(training: MetaTraining, run_dir: Path, resume: bool = False, prog
     Files: run.json (config, task shape, environment); metrics.jsonl (one line per generation; evaluation
     lines add test_acc, test_acc_last20 and per-task scores); training.png (fitness and meta-test accuracy);
     baselines.json (untrained algorithm, online SGD and nearest class mean on the evaluation episodes);
-    checkpoints/ (orbax, every `checkpoint_every` generations and at the end).
+    checkpoints/ (orbax, every `checkpoint_every` generations and at the end, the last 3 kept); best/ (the
+    checkpoint with the highest mean meta-test accuracy so far).
     """
     from tqdm import tqdm
 
@@ -151,6 +152,7 @@ def meta_train(training: MetaTraining, run_dir: Path, resume: bool = False, prog
         if steps:
             state = es.replicate(checkpoint.restore(run_dir, steps[-1], state), mesh)
             _truncate_metrics(metrics_path, steps[-1])
+    best = max((r["test_acc"] for r in read_metrics(run_dir) if "test_acc" in r), default=-1.0)
     run_dir.mkdir(parents=True, exist_ok=True)
     start = int(state.generation)
     if start == 0:
@@ -174,6 +176,9 @@ def meta_train(training: MetaTraining, run_dir: Path, resume: bool = False, prog
                 last_eval = {k: record[k] for k in ("test_acc", "test_acc_last20")}
             log.write(json.dumps(record) + "\n")
             log.flush()
+            if record.get("test_acc", -1.0) > best:
+                best = record["test_acc"]
+                checkpoint.save(run_dir, generation, state, config, kind=checkpoint.BEST)
             if generation % config.checkpoint_every == 0 or generation == config.generations:
                 checkpoint.save(run_dir, generation, state, config)
             bar.set_postfix(fitness=f"{record['train_fitness']:.3f}", train_acc=f"{record['train_acc']:.2f}",

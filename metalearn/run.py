@@ -54,23 +54,25 @@ def write_run_info(run_dir: Path, config: MetaTrainConfig, spec: TaskSpec, mesh_
     (Path(run_dir) / "run.json").write_text(json.dumps(info, indent=1))
 
 
-def load_run(path: str | Path, step: int | None = None) -> Run:
-    """Load a run's config, learner and meta-parameters (the latest checkpoint unless `step` is given)."""
+def load_run(path: str | Path, step: int | None = None, best: bool = False) -> Run:
+    """Load a run's config, learner and meta-parameters: the latest checkpoint, or `step`, or with
+    `best` the one with the best meta-test accuracy during training."""
     run_dir = Path(path)
     if not run_dir.is_dir():
         raise checkpoint.CheckpointError(f"run directory {run_dir} does not exist; pass the --run-dir of a "
                                          f"meta_train.py run (e.g. runs/default).")
-    steps = checkpoint.saved_steps(run_dir)
+    kind = checkpoint.BEST if best else checkpoint.LATEST
+    steps = checkpoint.saved_steps(run_dir, kind)
     if not steps:
-        raise checkpoint.CheckpointError(f"{run_dir} holds no finished checkpoint (looked in {run_dir / 'checkpoints'});"
-                                         f" a run saves one every --checkpoint-every generations.")
+        raise checkpoint.CheckpointError(f"{run_dir} holds no finished checkpoint (looked in {run_dir / kind}); "
+                                         f"a run saves one every --checkpoint-every generations.")
     if step is None:
         step = steps[-1]
     elif step not in steps:
         raise checkpoint.CheckpointError(f"step {step} was not saved in {run_dir}; saved steps: "
                                          f"{', '.join(map(str, steps))}.")
-    config = checkpoint.load_config(run_dir, step)
-    state = checkpoint.restore_raw(run_dir, step)
+    config = checkpoint.load_config(run_dir, step, kind)
+    state = checkpoint.restore_raw(run_dir, step, kind)
     info_path = run_dir / "run.json"
     info = json.loads(info_path.read_text()) if info_path.exists() else {}
     try:
