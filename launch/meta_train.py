@@ -72,7 +72,11 @@ def main(argv: list[str] | None = None) -> int:
             config = MetaTrainConfig(**overrides)
         num_devices = args.devices or len(jax.devices())
         mesh = es.make_mesh(num_devices)
-        es.check_population(config.population, num_devices)
+        if config.outer == "es":
+            es.check_population(config.population, num_devices)
+        elif config.episodes_per_member % num_devices:
+            raise ValueError(f"--outer backprop splits each task's --episodes-per-member ({config.episodes_per_member}) "
+                             f"over {num_devices} devices: use a multiple of {num_devices}, or --devices 1.")
         training = MetaTraining(config, mesh)
         sizes = learner_sizes(training.learner, training.spec)
         print(f"run dir {run_dir} | {num_devices} {jax.devices()[0].platform} device(s) | {config.learner} on "

@@ -11,6 +11,8 @@ class MetaTrainConfig:
     learner: str = "vsml"  # learner spec, e.g. 'vsml:ticks=1,hidden=32'
     train_tasks: tuple[str, ...] = ("digits",)  # task specs meta-trained on (their train splits)
     test_tasks: tuple[str, ...] = ("digits",)  # task specs meta-tested on (their test splits)
+    outer: str = "es"  # outer optimizer: 'es' (seed-shared OpenAI-ES) or 'backprop' (through the episode)
+    truncation: int = 0  # backprop only: cut gradients every N inner steps (0: full backprop)
     population: int = 128  # ES members per generation (antithetic pairs: even, divisible by 2 x devices)
     sigma: float = 0.05  # ES noise std
     lr: float = 0.025  # Adam learning rate on the ES gradient
@@ -29,6 +31,10 @@ class MetaTrainConfig:
         for name in positive:
             if getattr(self, name) < 1:
                 raise ValueError(f"{name} must be at least 1, got {getattr(self, name)}")
+        if self.outer not in ("es", "backprop"):
+            raise ValueError(f"outer must be 'es' or 'backprop', got {self.outer!r}")
+        if self.truncation < 0:
+            raise ValueError(f"truncation must be >= 0 (0: full backprop), got {self.truncation}")
         if not self.train_tasks or not self.test_tasks:
             raise ValueError("give at least one meta-training and one meta-test task")
         if not self.sigma > 0 or not self.lr > 0:

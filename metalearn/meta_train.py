@@ -18,7 +18,8 @@ import numpy as np
 import optax
 from jax.sharding import Mesh
 
-from metalearn import checkpoint, es
+from metalearn import backprop, checkpoint, es
+from metalearn.backprop import truncate
 from metalearn.config import MetaTrainConfig
 from metalearn.evaluation import Evaluation, evaluate, summary
 from metalearn.inner_loop import run_episode
@@ -62,8 +63,10 @@ class MetaTraining:
         for task in self.test_tasks:
             check_task_fits(self.learner, template, task)
         self.optimizer = optax.adam(config.lr)
-        self._es_step = es.make_es_step(self._fitness, self.optimizer, mesh, config.population,
-                                        config.chunk)
+        # backprop differentiates through the episode (optionally truncated); ES only evaluates it
+        self._inner_learner = truncate(self.learner, config.truncation) if config.outer == "backprop" else self.learner
+        make_step = backprop.make_backprop_step if config.outer == "backprop" else es.make_es_step
+        self._outer_step = make_step(self._fitness, self.optimizer, mesh, config.population, config.chunk)
         self.generation_step: Callable[[RunState, tuple], tuple[RunState, es.ESMetrics]] = jax.jit(
             self._generation, donate_argnums=0)
         self.evaluate: Callable[[PyTree, Task], Evaluation] = jax.jit(self._evaluate)
@@ -79,14 +82,15 @@ class MetaTraining:
         averaged over the meta-training tasks."""
         losses, accs = [], []
         for init_keys, episodes in data:
-            result = jax.vmap(lambda k, ep: run_episode(self.learner, params, k, ep, self.spec.num_classes))(
+            result = jax.vmap(lambda k, ep: run_episode(self._inner_learner, params, k, ep, self.spec.num_classes))(
                 init_keys, episodes)
             losses.append(result.loss.mean())
             accs.append(result.correct.mean())
         return jnp.mean(jnp.stack(losses)), jnp.mean(jnp.stack(accs))
 
     def _generation(self, state: RunState, tasks: tuple) -> tuple[RunState, es.ESMetrics]:
-        """One ES generation; every member is scored on the same episodes of every training task."""
+        """One outer step. ES: every member is scored on the same episodes of every training task;
+        backprop: one gradient step on those episodes, split over devices."""
         cfg = self.config
         per_task = cfg.episodes_per_member
         key = jax.random.fold_in(jax.random.wrap_key_data(state.key), state.generation)
@@ -95,7 +99,7 @@ class MetaTraining:
         init_keys = jax.random.split(init_key, len(tasks) * per_task).reshape(len(tasks), per_task)
         data = tuple((init_keys[i], jax.vmap(lambda k: task.sample(k, cfg.episode_length))(task_keys[i]))
                      for i, task in enumerate(tasks))
-        new_es, metrics = self._es_step(state.es, noise_key, jnp.float32(cfg.sigma), data)
+        new_es, metrics = self._outer_step(state.es, noise_key, jnp.float32(cfg.sigma), data)
         return RunState(new_es, state.generation + 1, state.key), metrics
 
     def _evaluate(self, params: PyTree, task: Task) -> Evaluation:
@@ -169,8 +173,8 @@ def meta_train(training: MetaTraining, run_dir: Path, resume: bool = False, prog
             state, metrics = training.generation_step(state, training.train_tasks)
             generation = int(state.generation)
             record = {"generation": generation, "train_fitness": float(metrics.fitness.mean()),
-                      "train_acc": float(metrics.accuracy.mean()), "grad_norm": float(metrics.grad_norm),
-                      "seconds": time.perf_counter() - tic}
+                      "train_acc": float(metrics.accuracy.mean()), "grad_norm": float(metrics.grad_norm)}
+            record["seconds"] = time.perf_counter() - tic  # after the floats: they wait for the device
             if generation % config.eval_every == 0 or generation == config.generations:
                 record.update(training.evaluate_all(state.es.params))
                 last_eval = {k: record[k] for k in ("test_acc", "test_acc_last20")}

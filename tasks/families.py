@@ -114,7 +114,8 @@ class MemorizeEpisodes(_RequestedLength):
 
     def sample(self, key: chex.PRNGKey, length: int) -> Episode:
         k_items, k_labels, k_order = jax.random.split(key, 3)
-        items = jax.random.randint(k_items, (self.items,), 0, self.pool.y.shape[0])
+        # Distinct pool examples: a repeated one would be one input with two labels, impossible to memorize.
+        items = jax.random.choice(k_items, self.pool.y.shape[0], (self.items,), replace=False)
         labels = jax.random.randint(k_labels, (self.items,), 0, self.num_classes)
         order = jax.random.randint(k_order, (length,), 0, self.items)
         return _all_feedback(self.pool.x[items][order], labels[order])

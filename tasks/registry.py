@@ -87,6 +87,10 @@ def load_pools(dataset: str, options: DataOptions) -> tuple[Pool, Pool, int]:
         train, test = load_digits_pools()
         (train_x, train_y), (test_x, test_y) = (np.asarray(train.x), np.asarray(train.y)), \
                                                (np.asarray(test.x), np.asarray(test.y))
+        if options.examples:  # the pools are stored class by class: take "the first N" of a fixed shuffle
+            train_order, test_order = (np.random.default_rng(0).permutation(len(y)) for y in (train_y, test_y))
+            train_x, train_y, test_x, test_y = (train_x[train_order], train_y[train_order], test_x[test_order],
+                                                test_y[test_order])
         num_classes = 10
     else:
         data = load_dataset(dataset.replace("_", "-"), options.data_dir or None)
@@ -136,6 +140,12 @@ def _build(family: str, dataset: str, options, spec: str) -> TaskSplit:
                       projections=options.projections)
         if options.classes > num_classes:
             raise ValueError(f"{spec}: classes={options.classes} but the dataset has {num_classes} classes")
+        if options.classes:  # drawn from all num_classes: an empty class would leave episodes short of classes
+            present = set(np.unique(np.asarray(train.y)).tolist()) & set(np.unique(np.asarray(test.y)).tolist())
+            empty = sorted(set(range(num_classes)) - present)
+            if empty:
+                raise ValueError(f"{spec}: classes= draws from all {num_classes} classes, but classes {empty} have "
+                                 f"no examples (padded by num_classes= or cut by examples=)")
         return TaskSplit(DatasetEpisodes(pool=train, **kwargs), DatasetEpisodes(pool=test, **kwargs))
     if family == "memorize":
         return TaskSplit(*(MemorizeEpisodes(pool=p, num_classes=num_classes, name=spec, items=options.items)

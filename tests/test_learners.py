@@ -11,7 +11,8 @@ from metalearn.learners.base import tree_size
 
 SPEC = TaskSpec(input_size=12, num_classes=5)
 SPECS = ["vsml", "vsml:hidden=6,ticks=1", "vsml:use_label=false,msg_size=4", "meta_rnn:hidden=8", "sgd", "adam",
-         "mlp_sgd:hidden=8", "knn:k=3,capacity=20", "class_mean"]
+         "mlp_sgd:hidden=8", "knn:k=3,capacity=20", "class_mean", "lowrank:units=16,rank=2",
+         "lowrank:units=16,groups=4,rank=0"]
 
 
 def init(learner, seed=0):
@@ -132,7 +133,7 @@ def test_every_registered_learner_is_reachable_by_name():
 
 
 @pytest.mark.parametrize("spec, message", [
-    ("nope", "known learners: adam, class_mean, knn, meta_rnn, mlp_sgd, sgd, vsml"),
+    ("nope", "known learners: adam, class_mean, knn, lowrank, meta_rnn, mlp_sgd, sgd, vsml"),
     ("vsml:tics=2", "unknown option.*tics.*valid options.*ticks=2"),
     ("vsml:ticks=two", "ticks: expected int"),
     ("vsml:ticks", "not of the form key=value"),

@@ -117,3 +117,16 @@ def test_cli_refuses_to_overwrite_a_run_without_resume(tmp_path):
     assert again.returncode == 2 and "--resume" in again.stderr and "Traceback" not in again.stderr
     changed = cli(*tiny_args(run_dir, generations=3, sigma=0.1), "--resume")
     assert changed.returncode == 2 and "sigma" in changed.stderr
+
+
+def test_backprop_outer_optimizer_trains_through_the_same_loop(devices, tmp_path):
+    config = TINY.replace(outer="backprop", truncation=5, episodes_per_member=8, generations=3, lr=0.01,
+                          learner="meta_rnn:hidden=8")
+    training = MetaTraining(config, es.make_mesh(8))
+    state = train(config, tmp_path / "bp")
+    log = metrics(tmp_path / "bp")
+    assert [m["generation"] for m in log] == [1, 2, 3] and all(np.isfinite(m["grad_norm"]) for m in log)
+    assert not np.allclose(leaves(training.init().es.params)[0], leaves(state.es.params)[0])
+    with pytest.raises(ValueError, match="does not divide by 8"):
+        bad = MetaTraining(config.replace(episodes_per_member=4), es.make_mesh(8))
+        bad.generation_step(bad.init(), bad.train_tasks)

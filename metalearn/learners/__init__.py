@@ -8,6 +8,7 @@ from metalearn.learners.base import (Feedback, Learner, Sizes, TaskSpec, check_t
                                      learner_sizes, step_flops)
 from metalearn.learners.class_mean import ClassMean
 from metalearn.learners.knn import KNN
+from metalearn.learners.lowrank import LowRankRNN
 from metalearn.learners.meta_rnn import MetaRNN
 from metalearn.learners.online_adam import OnlineAdam
 from metalearn.learners.online_mlp import OnlineMLP
@@ -15,7 +16,7 @@ from metalearn.learners.online_sgd import OnlineSGD
 from metalearn.learners.vsml import VSML
 from metalearn.spec import build, split_spec
 
-LEARNERS = {cls.name: cls for cls in (VSML, MetaRNN, OnlineSGD, OnlineAdam, OnlineMLP, KNN, ClassMean)}
+LEARNERS = {cls.name: cls for cls in (VSML, MetaRNN, LowRankRNN, OnlineSGD, OnlineAdam, OnlineMLP, KNN, ClassMean)}
 
 
 def make_learner(spec: str, **defaults) -> Learner:
@@ -41,7 +42,7 @@ def learner_from_config(config: dict) -> Learner:
 
 
 __all__ = [
-    "KNN", "LEARNERS", "ClassMean", "Feedback", "Learner", "MetaRNN", "OnlineAdam", "OnlineMLP", "OnlineSGD",
+    "KNN", "LEARNERS", "ClassMean", "LowRankRNN", "Feedback", "Learner", "MetaRNN", "OnlineAdam", "OnlineMLP", "OnlineSGD",
     "Sizes", "TaskSpec", "VSML", "check_task_fits",
     "learner_config", "learner_from_config", "learner_sizes", "make_learner", "step_flops",
 ]

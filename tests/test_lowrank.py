@@ -1,0 +1,127 @@
+"""LowRankRNN: shapes, determinism, reduction to the meta-RNN, size formulas, ratio span, gradients."""
+
+import math
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+from metalearn.inner_loop import run_episode
+from metalearn.learners.base import Feedback, TaskSpec, learner_sizes
+from metalearn.learners.lowrank import LowRankRNN
+from metalearn.learners.meta_rnn import MetaRNN
+from metalearn.spec import build, split_spec
+from tasks import load_task
+
+SPEC = TaskSpec(input_size=12, num_classes=5)
+MNIST = TaskSpec(input_size=784, num_classes=10)
+CONFIGS = ["lowrank:units=8,rank=0", "lowrank:units=8,rank=3", "lowrank:units=12,groups=3,rank=0",
+           "lowrank:units=12,groups=4,rank=2"]
+
+
+def make(spec: str) -> LowRankRNN:
+    return build(LowRankRNN, split_spec(spec)[1], "learner 'lowrank'")
+
+
+def init(learner, seed=0):
+    meta = learner.init_meta_params(jax.random.key(seed), SPEC)
+    return meta, learner.init_state(meta, jax.random.key(seed + 1), SPEC)
+
+
+def feedback(label):
+    onehot = jax.nn.one_hot(label, SPEC.num_classes)
+    return Feedback(jax.nn.softmax(jnp.zeros(SPEC.num_classes)) - onehot, onehot)
+
+
+@pytest.mark.parametrize("spec", CONFIGS)
+def test_step_shapes_determinism_and_jit(spec):
+    learner = make(spec)
+    x = jax.random.normal(jax.random.key(5), (SPEC.input_size,))
+    meta, state = init(learner)
+    step = jax.jit(learner.step)
+    new_state, logits = step(meta, state, x, feedback(2))
+    assert logits.shape == (SPEC.num_classes,)
+    assert new_state["h"].shape == (learner.members, learner.distinct) == new_state["c"].shape
+    assert learner.members == 1 or not np.allclose(new_state["h"][0], new_state["h"][1])  # tied members differ
+    outputs = jax.tree.leaves((new_state, logits))
+    for a, b in zip(outputs, jax.tree.leaves(step(*init(learner), x, feedback(2)))):
+        np.testing.assert_array_equal(a, b)  # same key, same result
+    for a, b in zip(outputs, jax.tree.leaves(learner.step(meta, state, x, feedback(2)))):
+        np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-6)  # jit agrees with eager
+
+
+def test_dense_setting_is_the_meta_rnn():
+    learner, meta_rnn = LowRankRNN(units=8, rank=0, init_noise=0.0), MetaRNN(hidden=8)
+    meta = meta_rnn.init_meta_params(jax.random.key(0), SPEC)
+    assert jax.tree.map(jnp.shape, learner.init_meta_params(jax.random.key(0), SPEC)) == \
+        jax.tree.map(jnp.shape, meta)
+    state, reference = learner.init_state(meta, jax.random.key(1), SPEC), meta_rnn.init_state(meta, None, SPEC)
+    fb = Feedback.zeros(SPEC.num_classes)
+    for t in range(3):
+        x = jax.random.normal(jax.random.key(t), (SPEC.input_size,))
+        state, logits = learner.step(meta, state, x, fb)
+        reference, expected = meta_rnn.step(meta, reference, x, fb)
+        np.testing.assert_allclose(logits, expected, rtol=1e-5, atol=1e-6)
+        fb = feedback(t)
+
+
+@pytest.mark.parametrize("spec", CONFIGS + ["lowrank", "lowrank:units=30,groups=5,rank=5,init_noise=1"])
+def test_size_formula_is_the_real_pytree_size(spec):
+    learner = make(spec)
+    for task in (SPEC, MNIST):
+        sizes = learner_sizes(learner, task)
+        assert learner.size_formula(task) == (sizes.algorithm, sizes.state)
+
+
+def test_ratio_spans_four_orders_of_magnitude_on_mnist_shapes():
+    """The family reaches the meta-RNN's corner, VSML's corner, and the balanced middle on 784 -> 10."""
+    ratios = {}
+    for spec in ["lowrank:units=65536,groups=4,rank=1", "lowrank:units=512,groups=16,rank=1",
+                 "lowrank:units=256,rank=16", "lowrank:units=128,rank=0"]:
+        sizes = learner_sizes(make(spec), MNIST)
+        ratios[spec] = sizes.algorithm / sizes.state
+        print(f"{spec}: algorithm {sizes.algorithm:,} state {sizes.state:,} ratio {ratios[spec]:.3g}")
+    assert min(ratios.values()) <= 1e-2 and max(ratios.values()) >= 1e2
+    assert any(0.5 <= r <= 2 for r in ratios.values())
+
+
+@pytest.mark.parametrize("spec", ["lowrank:units=2048,rank=4", "lowrank:units=65536,groups=4,rank=1"])
+def test_no_intermediate_grows_with_units_squared(spec):
+    learner = make(spec)
+    meta = jax.eval_shape(lambda k: learner.init_meta_params(k, MNIST), jax.random.key(0))
+    state = jax.eval_shape(lambda m, k: learner.init_state(m, k, MNIST), meta, jax.random.key(0))
+    jaxpr = jax.make_jaxpr(learner.step)(meta, state, jnp.zeros(MNIST.input_size),
+                                         Feedback.zeros(MNIST.num_classes))
+    largest = max(math.prod(v.aval.shape) for eqn in jaxpr.eqns for v in eqn.outvars)
+    assert largest <= 4 * learner.units  # the gates; a units x units matrix would be 512x (or 16,384x) larger
+
+
+def test_episode_loss_has_gradients_for_every_meta_parameter():
+    """Tied and low-rank at once: every code path (factors, mean-field, member mean) carries gradient.
+    The dense setting is the meta-RNN, whose gradients test_more_learners.py checks."""
+    learner = make("lowrank:units=64,groups=8,rank=2")
+    task = load_task("digits").train
+    episodes = jax.vmap(lambda k: task.sample(k, 20))(jax.random.split(jax.random.key(0), 4))
+    meta = learner.init_meta_params(jax.random.key(1), TaskSpec(task.input_size, task.num_classes))
+
+    def mean_loss(meta):
+        run = lambda k, e: run_episode(learner, meta, k, e, task.num_classes)  # noqa: E731
+        return jax.vmap(run)(jax.random.split(jax.random.key(2), 4), episodes).loss.mean()
+
+    grads = jax.jit(jax.grad(mean_loss))(meta)
+    for path, grad in jax.tree_util.tree_leaves_with_path(grads):
+        assert np.all(np.isfinite(grad)), jax.tree_util.keystr(path)
+        assert np.any(grad != 0), jax.tree_util.keystr(path)
+
+
+@pytest.mark.parametrize("options, message", [
+    ({"units": 8, "rank": 9}, "rank=9 exceeds the 8 distinct units"),
+    ({"units": 64, "groups": 4, "rank": 5}, "rank=5 exceeds the 4 distinct units"),
+    ({"units": 10, "groups": 3}, "groups=3 must divide units=10"),
+    ({"units": 8, "groups": 2, "rank": 0, "init_noise": 0.0}, "members of a group stay identical"),
+    ({"units": 0}, "units must be >= 1"),
+])
+def test_bad_configs_raise_clear_errors(options, message):
+    with pytest.raises(ValueError, match=message):
+        LowRankRNN(**options)
