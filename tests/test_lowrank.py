@@ -1,4 +1,5 @@
-"""LowRankRNN: shapes, determinism, reduction to the meta-RNN, size formulas, ratio span, gradients."""
+"""LowRankRNN specifics (the conformance suite covers shapes and size formulas): reduction to the
+meta-RNN, the algorithm/state ratio span, no units x units intermediates, gradients, config errors."""
 
 import math
 
@@ -8,47 +9,13 @@ import numpy as np
 import pytest
 
 from metalearn.inner_loop import run_episode
-from metalearn.learners.base import Feedback, TaskSpec, learner_sizes
-from metalearn.learners.lowrank import LowRankRNN
-from metalearn.learners.meta_rnn import MetaRNN
-from metalearn.spec import build, split_spec
+from learner_testing import SPEC, feedback
+
+from metalearn.learners import Feedback, LowRankRNN, MetaRNN, TaskSpec, learner_sizes, make_learner
 from tasks import load_task
 
-SPEC = TaskSpec(input_size=12, num_classes=5)
 MNIST = TaskSpec(input_size=784, num_classes=10)
-CONFIGS = ["lowrank:units=8,rank=0", "lowrank:units=8,rank=3", "lowrank:units=12,groups=3,rank=0",
-           "lowrank:units=12,groups=4,rank=2"]
-
-
-def make(spec: str) -> LowRankRNN:
-    return build(LowRankRNN, split_spec(spec)[1], "learner 'lowrank'")
-
-
-def init(learner, seed=0):
-    meta = learner.init_meta_params(jax.random.key(seed), SPEC)
-    return meta, learner.init_state(meta, jax.random.key(seed + 1), SPEC)
-
-
-def feedback(label):
-    onehot = jax.nn.one_hot(label, SPEC.num_classes)
-    return Feedback(jax.nn.softmax(jnp.zeros(SPEC.num_classes)) - onehot, onehot)
-
-
-@pytest.mark.parametrize("spec", CONFIGS)
-def test_step_shapes_determinism_and_jit(spec):
-    learner = make(spec)
-    x = jax.random.normal(jax.random.key(5), (SPEC.input_size,))
-    meta, state = init(learner)
-    step = jax.jit(learner.step)
-    new_state, logits = step(meta, state, x, feedback(2))
-    assert logits.shape == (SPEC.num_classes,)
-    assert new_state["h"].shape == (learner.members, learner.distinct) == new_state["c"].shape
-    assert learner.members == 1 or not np.allclose(new_state["h"][0], new_state["h"][1])  # tied members differ
-    outputs = jax.tree.leaves((new_state, logits))
-    for a, b in zip(outputs, jax.tree.leaves(step(*init(learner), x, feedback(2)))):
-        np.testing.assert_array_equal(a, b)  # same key, same result
-    for a, b in zip(outputs, jax.tree.leaves(learner.step(meta, state, x, feedback(2)))):
-        np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-6)  # jit agrees with eager
+make = make_learner
 
 
 def test_dense_setting_is_the_meta_rnn():
@@ -64,14 +31,6 @@ def test_dense_setting_is_the_meta_rnn():
         reference, expected = meta_rnn.step(meta, reference, x, fb)
         np.testing.assert_allclose(logits, expected, rtol=1e-5, atol=1e-6)
         fb = feedback(t)
-
-
-@pytest.mark.parametrize("spec", CONFIGS + ["lowrank", "lowrank:units=30,groups=5,rank=5,init_noise=1"])
-def test_size_formula_is_the_real_pytree_size(spec):
-    learner = make(spec)
-    for task in (SPEC, MNIST):
-        sizes = learner_sizes(learner, task)
-        assert learner.size_formula(task) == (sizes.algorithm, sizes.state)
 
 
 def test_ratio_spans_four_orders_of_magnitude_on_mnist_shapes():

@@ -15,6 +15,11 @@ from metalearn.learners.base import Feedback, PyTree, TaskSpec
 class ClassMean:
     name: ClassVar[str] = "class_mean"
 
+    def size_formula(self, spec: TaskSpec) -> tuple[int, int]:
+        """(algorithm, state): no meta-parameters; per-class sums C x D, counts C and the previous input D."""
+        d, c = spec.input_size, spec.num_classes
+        return 0, c * d + c + d
+
     def init_meta_params(self, key: chex.PRNGKey, spec: TaskSpec) -> PyTree:
         return {}
 

@@ -21,6 +21,11 @@ class OnlineSGD:
     lr: float = 0.1
     name: ClassVar[str] = "sgd"
 
+    def size_formula(self, spec: TaskSpec) -> tuple[int, int]:
+        """(algorithm, state): no meta-parameters; weights D x C, bias C and the previous input D."""
+        d, c = spec.input_size, spec.num_classes
+        return 0, d * c + c + d
+
     def init_meta_params(self, key: chex.PRNGKey, spec: TaskSpec) -> PyTree:
         return {}
 

@@ -1,0 +1,23 @@
+"""Shared helpers of the learner tests: a small task shape, a learner's initial pytrees, feedback."""
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from metalearn.learners import Feedback, TaskSpec
+
+SPEC = TaskSpec(input_size=12, num_classes=5)
+
+
+def init(learner, seed=0, spec=SPEC):
+    meta = learner.init_meta_params(jax.random.key(seed), spec)
+    return meta, learner.init_state(meta, jax.random.key(seed + 1), spec)
+
+
+def feedback(label, logits=None, num_classes=SPEC.num_classes):
+    logits = jnp.zeros(num_classes) if logits is None else logits
+    return Feedback.from_prediction(logits, jnp.asarray(label), jnp.asarray(True))
+
+
+def trees_equal(a, b) -> bool:
+    return all(np.array_equal(x, y) for x, y in zip(jax.tree.leaves(a), jax.tree.leaves(b)))
