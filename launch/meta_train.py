@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import json
 import os
 import sys
 import time
@@ -37,6 +38,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--no-progress", action="store_true", help="no progress bar (for logs)")
     p.add_argument("--data-dir", type=Path, default=None, help="where the datasets' IDX files are (sets METALEARN_DATA)")
     p.add_argument("--list-tasks", action="store_true", help="list every task, family and option, and exit")
+    p.add_argument("--dry-run", action="store_true", help="print the config and the learner's sizes and FLOPs, "
+                                                          "then exit without training")
     for field in dataclasses.fields(MetaTrainConfig):
         flag = "--" + field.name.replace("_", "-")
         if isinstance(field.default, tuple):
@@ -84,6 +87,9 @@ def main(argv: list[str] | None = None) -> int:
               f"meta-parameters, state {sizes.state:,} floats/task, "
               f"{step_flops(training.learner, training.spec):,.0f} FLOPs/step"
               + (f" | resuming at generation {steps[-1]}" if args.resume and steps else ""))
+        if args.dry_run:
+            print(json.dumps(config.to_json(), indent=1))
+            return 0
         meta_train(training, run_dir, resume=args.resume, progress=not args.no_progress)
     except (ValueError, checkpoint.CheckpointError) as err:
         print(f"error: {err}", file=sys.stderr)

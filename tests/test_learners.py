@@ -9,7 +9,7 @@ from learner_testing import SPEC, feedback, init, trees_equal
 from metalearn.learners import LEARNERS, Feedback, learner_config, learner_from_config, learner_sizes, make_learner
 from metalearn.learners.base import tree_size
 
-SPECS = ["vsml", "vsml:hidden=6,ticks=1", "vsml:use_label=false,msg_size=4", "vsml:hidden=6x7",
+SPECS = ["vsml", "vsml:hidden=6,ticks=1", "vsml:use_label=false,msg_size=4", "vsml:hidden=6x7", "vsml:hidden=6,per_layer=true",
          "vsml:lstm_size=4,msg_size=3", "meta_rnn:hidden=8", "meta_rnn:hidden=5", "lowrank:units=8,rank=0",
          "lowrank:units=8,rank=3", "lowrank:units=12,groups=3,rank=0", "lowrank:units=12,groups=4,rank=2",
          "lowrank:units=30,groups=5,rank=5,init_noise=1", "sgd", "adam", "mlp_sgd:hidden=8", "mlp_sgd:hidden=3",

@@ -130,3 +130,11 @@ def test_backprop_outer_optimizer_trains_through_the_same_loop(devices, tmp_path
     with pytest.raises(ValueError, match="does not divide by 8"):
         bad = MetaTraining(config.replace(episodes_per_member=4), es.make_mesh(8))
         bad.generation_step(bad.init(), bad.train_tasks)
+
+
+@pytest.mark.slow
+def test_dry_run_prints_the_axes_and_trains_nothing(tmp_path):
+    out = cli("--dry-run", "--learner", "meta_rnn:hidden=8", "--run-dir", str(tmp_path / "dry"))
+    assert out.returncode == 0, out.stderr
+    assert "algorithm 3,066 meta-parameters, state 16 floats/task" in out.stdout and '"population": 128' in out.stdout
+    assert not (tmp_path / "dry").exists()

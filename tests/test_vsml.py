@@ -56,3 +56,21 @@ def test_initial_state_is_per_connection_random():
     assert h.shape == (SPEC.input_size, SPEC.num_classes, 16)
     assert np.std(np.asarray(h)) == pytest.approx(0.5, rel=0.2)
     assert not np.allclose(h, init(learner, seed=3)[1][0]["h"])
+
+
+def test_per_layer_parameters_and_the_backward_ablation():
+    shared, per_layer = VSML(hidden=(6,)), VSML(hidden=(6,), per_layer=True)
+    assert learner_sizes(per_layer, SPEC).algorithm == 2 * learner_sizes(shared, SPEC).algorithm
+    meta, state = init(shared)
+    x = jnp.ones(SPEC.input_size)
+    a, logits_a = shared.step(meta, state, x, feedback(1))
+    b, logits_b = per_layer.step([meta, meta], state, x, feedback(1))  # equal layers: the shared learner
+    np.testing.assert_allclose(logits_a, logits_b, rtol=1e-6)
+    c, logits_c = per_layer.step([meta, jax.tree.map(lambda p: p + 0.1, meta)], state, x, feedback(1))
+    assert not np.allclose(logits_a, logits_c)
+    no_backward = VSML(hidden=(6,), backward=False)
+    meta, state = init(no_backward)
+    c, _ = no_backward.step(meta, state, x, feedback(1))
+    d, _ = no_backward.step(meta, state, x, feedback(4))
+    np.testing.assert_array_equal(c[0]["h"], d[0]["h"])  # the error never reaches the first layer
+    assert not np.allclose(c[1]["h"], d[1]["h"])

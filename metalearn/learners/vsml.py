@@ -16,8 +16,11 @@ A step first runs the backward pass for the previous prediction (layers in rever
 forward message it saw then, kept in the state), then the forward pass for the new input; each layer
 update is `ticks` LSTM micro-ticks.
 
+`per_layer` gives every layer its own parameters; `backward=False` keeps the error in the output layer
+(no backward messages between layers, the ablation of VSML's backward pass).
+
 Sizes, with N = lstm_size, m = msg_size and layer widths d_0 .. d_L:
-  algorithm = 4N(2m + N + 1)  [LSTM]  + 2(Nm + m)  [heads]  + 2N  [initial state]
+  algorithm = 4N(2m + N + 1)  [LSTM]  + 2(Nm + m)  [heads]  + 2N  [initial state], times L if per_layer
   state     = sum_l d_{l-1} d_l 2N  [LSTM states]  + sum_l d_{l-1} m  [remembered forward messages]
 
 Structure exploited for speed: the LSTM input projection of [fwd_a; bwd_b] splits into a per-input term
@@ -46,6 +49,8 @@ class VSML:
     bound: float = 100.0
     use_label: bool = True
     init_noise: float = 0.1  # std of the per-connection perturbation of the learned initial state
+    per_layer: bool = False  # one set of LSTM and message parameters per layer instead of one for all
+    backward: bool = True  # pass backward messages between layers (False: only the output layer sees errors)
     name: ClassVar[str] = "vsml"
 
     def __post_init__(self):
@@ -58,6 +63,14 @@ class VSML:
         return (spec.input_size, *self.hidden, spec.num_classes)
 
     def init_meta_params(self, key: chex.PRNGKey, spec: TaskSpec) -> PyTree:
+        if self.per_layer:
+            return [self._shared_params(k) for k in jax.random.split(key, len(self.widths(spec)) - 1)]
+        return self._shared_params(key)
+
+    def _layer_params(self, meta_params: PyTree, layer: int) -> PyTree:
+        return meta_params[layer] if self.per_layer else meta_params
+
+    def _shared_params(self, key: chex.PRNGKey) -> PyTree:
         n, m = self.lstm_size, self.msg_size
         k = jax.random.split(key, 5)
         normal = jax.nn.initializers.lecun_normal()
@@ -78,13 +91,14 @@ class VSML:
     def init_state(self, meta_params: PyTree, key: chex.PRNGKey, spec: TaskSpec) -> PyTree:
         widths = self.widths(spec)
         layers = []
-        for key_l, (a, b) in zip(jax.random.split(key, len(widths) - 1), zip(widths[:-1], widths[1:])):
-            kh, kc = jax.random.split(key_l)
-            shape = (a, b, self.lstm_size)
+        keys = jax.random.split(key, len(widths) - 1)
+        for l, (a, b) in enumerate(zip(widths[:-1], widths[1:])):
+            kh, kc = jax.random.split(keys[l])
+            p, shape = self._layer_params(meta_params, l), (a, b, self.lstm_size)
             layers.append(
                 {
-                    "h": meta_params["init_h"] + self.init_noise * jax.random.normal(kh, shape),
-                    "c": meta_params["init_c"] + self.init_noise * jax.random.normal(kc, shape),
+                    "h": p["init_h"] + self.init_noise * jax.random.normal(kh, shape),
+                    "c": p["init_c"] + self.init_noise * jax.random.normal(kc, shape),
                     "fwd_in": jnp.zeros((a, self.msg_size)),
                 }
             )
@@ -107,18 +121,20 @@ class VSML:
         if self.use_label:
             msg = msg.at[:, 1].set(feedback.label)
         new_layers = list(layers)
-        for l in reversed(range(len(layers))):
-            new_layers[l] = self._update(p, layers[l], layers[l]["fwd_in"], msg)
-            msg = new_layers[l]["h"].mean(axis=1) @ p["bwd_head"] + p["bwd_head_b"]  # [A, m]
+        for l in reversed(range(len(layers)) if self.backward else [len(layers) - 1]):
+            pl = self._layer_params(p, l)
+            new_layers[l] = self._update(pl, layers[l], layers[l]["fwd_in"], msg)
+            msg = new_layers[l]["h"].mean(axis=1) @ pl["bwd_head"] + pl["bwd_head_b"]  # [A, m]
         return new_layers
 
     def _forward(self, p: PyTree, layers: list, x: chex.Array) -> tuple[list, chex.Array]:
         msg = jnp.zeros((x.shape[-1], self.msg_size)).at[:, 0].set(x)
         new_layers = []
-        for layer in layers:
-            layer = self._update(p, {**layer, "fwd_in": msg}, msg, None)
+        for l, layer in enumerate(layers):
+            pl = self._layer_params(p, l)
+            layer = self._update(pl, {**layer, "fwd_in": msg}, msg, None)
             new_layers.append(layer)
-            msg = layer["h"].mean(axis=0) @ p["fwd_head"] + p["fwd_head_b"]  # [B, m]
+            msg = layer["h"].mean(axis=0) @ pl["fwd_head"] + pl["fwd_head_b"]  # [B, m]
         logits = self.bound * jnp.tanh(msg[:, 0] / self.bound)
         return new_layers, logits
 
@@ -131,6 +147,6 @@ class VSML:
     def size_formula(self, spec: TaskSpec) -> tuple[int, int]:
         """(algorithm size, state size) from the docstring's formulas."""
         n, m, w = self.lstm_size, self.msg_size, self.widths(spec)
-        algorithm = 4 * n * (2 * m + n + 1) + 2 * (n * m + m) + 2 * n
+        algorithm = (4 * n * (2 * m + n + 1) + 2 * (n * m + m) + 2 * n) * (len(w) - 1 if self.per_layer else 1)
         state = sum(a * b * 2 * n + a * m for a, b in zip(w[:-1], w[1:]))
         return algorithm, state
