@@ -18,6 +18,7 @@ class MetaTrainConfig:
     lr: float = 0.025  # Adam learning rate on the ES gradient
     generations: int = 375  # about 10 minutes on 2 CPU cores
     episode_length: int = 100  # inner-loop steps per episode
+    inner_batch: int = 1  # examples per inner step; B > 1 merges B state copies after each step (VSML's rule)
     episodes_per_member: int = 1  # episodes each member is scored on (shared by the whole population)
     eval_every: int = 25  # generations between meta-test evaluations
     eval_episodes: int = 64  # fixed meta-test episodes (same keys every evaluation)
@@ -26,7 +27,7 @@ class MetaTrainConfig:
     seed: int = 0
 
     def __post_init__(self):
-        positive = ("population", "generations", "episode_length", "episodes_per_member", "eval_every",
+        positive = ("population", "generations", "episode_length", "inner_batch", "episodes_per_member", "eval_every",
                     "eval_episodes", "checkpoint_every", "chunk")
         for name in positive:
             if getattr(self, name) < 1:

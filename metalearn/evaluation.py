@@ -36,16 +36,18 @@ def _mean_ci(values: chex.Array) -> tuple[chex.Array, chex.Array]:
 
 
 def evaluate(learner: Learner, meta_params: PyTree, task: Task, key: chex.PRNGKey, episodes: int,
-             length: int) -> Evaluation:
-    """Run `learner` on `episodes` episodes drawn from `key` (pure and jit-able; the same key gives the same
+             length: int, batch: int = 1) -> Evaluation:
+    """Run `learner` on `episodes` episodes drawn from `key`, `batch` examples per inner step (pure and
+    jit-able; the same key gives the same
     episodes to every learner, so learners are compared on identical data)."""
     sample_keys, state_keys = jnp.split(jax.random.split(key, 2 * episodes), 2)
-    batch = jax.vmap(lambda k: task.sample(k, length))(sample_keys)
-    result = jax.vmap(lambda k, ep: run_episode(learner, meta_params, k, ep, task.num_classes))(state_keys, batch)
+    episode_batch = jax.vmap(lambda k: task.sample(k, length))(sample_keys)
+    result = jax.vmap(lambda k, ep: run_episode(learner, meta_params, k, ep, task.num_classes, batch))(
+        state_keys, episode_batch)
     correct = result.correct.astype(jnp.float32)
     acc_curve, acc_curve_ci = _mean_ci(correct)
     loss_curve, loss_curve_ci = _mean_ci(result.loss)
-    query = ~batch.feedback_mask
+    query = ~episode_batch.feedback_mask
     query_acc = jnp.where(query.any(), (correct * query).sum() / jnp.maximum(query.sum(), 1), jnp.nan)
     return Evaluation(acc_curve, acc_curve_ci, loss_curve, loss_curve_ci, correct.mean(),
                       final_part(correct).mean(), result.loss.mean(), _mean_ci(correct.mean(1))[1], query_acc)

@@ -82,8 +82,8 @@ class MetaTraining:
         averaged over the meta-training tasks."""
         losses, accs = [], []
         for init_keys, episodes in data:
-            result = jax.vmap(lambda k, ep: run_episode(self._inner_learner, params, k, ep, self.spec.num_classes))(
-                init_keys, episodes)
+            result = jax.vmap(lambda k, ep: run_episode(self._inner_learner, params, k, ep, self.spec.num_classes,
+                                                        self.config.inner_batch))(init_keys, episodes)
             losses.append(result.loss.mean())
             accs.append(result.correct.mean())
         return jnp.mean(jnp.stack(losses)), jnp.mean(jnp.stack(accs))
@@ -104,7 +104,8 @@ class MetaTraining:
 
     def _evaluate(self, params: PyTree, task: Task) -> Evaluation:
         key = jax.random.fold_in(jax.random.key(self.config.seed), EVAL_KEY)
-        return evaluate(self.learner, params, task, key, self.config.eval_episodes, self.config.episode_length)
+        cfg = self.config
+        return evaluate(self.learner, params, task, key, cfg.eval_episodes, cfg.episode_length, cfg.inner_batch)
 
     def evaluate_all(self, params: PyTree) -> dict:
         """Metrics-line fields: test_acc / test_acc_last20 / test_loss averaged over the meta-test tasks (and

@@ -49,6 +49,7 @@ class Feedback(NamedTuple):
         """Feedback for one prediction; all zeros where `given` is False (no feedback this step)."""
         onehot = jax.nn.one_hot(label, logits.shape[-1])
         error = jax.nn.softmax(logits) - onehot
+        given = jnp.asarray(given)[..., None]
         return cls(jnp.where(given, error, 0.0), jnp.where(given, onehot, 0.0))
 
 

@@ -32,6 +32,7 @@ class KNN:
     k: int = 1
     capacity: int = 100
     name: ClassVar[str] = "knn"
+    mergeable: ClassVar[bool] = False  # averaging stored examples over an inner batch would destroy them
 
     def __post_init__(self):
         if self.capacity < 1:
