@@ -36,6 +36,18 @@ def test_step_shapes_jit_and_determinism(spec):
 
 
 @pytest.mark.parametrize("spec", SPECS)
+def test_successive_steps_compile_once(spec):
+    """The state a step returns has the structure, shapes and dtypes of the one it took: no recompilation."""
+    learner = make_learner(spec)
+    meta, state = init(learner)
+    step = jax.jit(learner.step)
+    for t in range(3):
+        x = jnp.full(SPEC.input_size, t, jnp.float32)  # as episodes hold them (not weakly typed)
+        state, _ = step(meta, state, x, feedback(t % SPEC.num_classes))
+    assert step._cache_size() == 1
+
+
+@pytest.mark.parametrize("spec", SPECS)
 def test_size_formula_equals_the_real_pytrees(spec):
     learner = make_learner(spec)
     meta, state = init(learner)
