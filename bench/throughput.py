@@ -26,7 +26,6 @@ from launch._cpu_devices import expose_cpu_cores  # noqa: E402
 expose_cpu_cores()
 
 import jax  # noqa: E402
-import jax.numpy as jnp  # noqa: E402
 
 from metalearn import es  # noqa: E402
 from metalearn.config import MetaTrainConfig  # noqa: E402
