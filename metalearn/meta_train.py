@@ -102,10 +102,15 @@ class MetaTraining:
         new_es, metrics = self._outer_step(state.es, noise_key, jnp.float32(cfg.sigma), data)
         return RunState(new_es, state.generation + 1, state.key), metrics
 
+    @property
+    def eval_key(self) -> chex.PRNGKey:
+        """The same meta-test episodes at every evaluation of a run, and for its baselines."""
+        return jax.random.fold_in(jax.random.key(self.config.seed), EVAL_KEY)
+
     def _evaluate(self, params: PyTree, task: Task) -> Evaluation:
-        key = jax.random.fold_in(jax.random.key(self.config.seed), EVAL_KEY)
         cfg = self.config
-        return evaluate(self.learner, params, task, key, cfg.eval_episodes, cfg.episode_length, cfg.inner_batch)
+        return evaluate(self.learner, params, task, self.eval_key, cfg.eval_episodes, cfg.episode_length,
+                        cfg.inner_batch)
 
     def evaluate_all(self, params: PyTree) -> dict:
         """Metrics-line fields: test_acc / test_acc_last20 / test_loss averaged over the meta-test tasks (and
@@ -128,8 +133,7 @@ def _truncate_metrics(path: Path, generation: int) -> None:
 
 def reference_scores(training: MetaTraining, params: PyTree) -> dict[str, dict]:
     """Meta-test scores of the untrained algorithm and of hand-designed learners on the same episodes."""
-    cfg = training.config
-    key = jax.random.fold_in(jax.random.key(cfg.seed), EVAL_KEY)
+    cfg, key = training.config, training.eval_key
     scores = {"untrained": training.evaluate_all(params)}
     for spec in ("sgd", "class_mean"):
         baseline = make_learner(spec)
