@@ -17,6 +17,7 @@ from typing import Callable, NamedTuple
 import chex
 import jax
 import jax.numpy as jnp
+import numpy as np
 import optax
 from evosax.core.fitness_shaping import centered_rank_fitness_shaping_fn
 from jax.sharding import Mesh, NamedSharding, PartitionSpec as P
@@ -143,5 +144,22 @@ def make_es_step(fitness_fn: FitnessFn, optimizer: optax.GradientTransformation,
 
 
 def replicate(tree: PyTree, mesh: Mesh) -> PyTree:
-    """Place a pytree on every device of the mesh (params and optimizer state are replicated)."""
-    return jax.device_put(tree, NamedSharding(mesh, P()))
+    """Place a pytree on every device of the mesh (params and optimizer state are replicated).
+
+    With several processes (jax.distributed) the mesh spans devices this process cannot address: every
+    process passes its own identical host-local copy, and each fills its own devices' replicas from it
+    (no cross-process transfer, no equality check)."""
+    sharding = NamedSharding(mesh, P())
+    if jax.process_count() == 1:
+        return jax.device_put(tree, sharding)
+    return jax.tree.map(lambda x: _global_replica(x, sharding), tree)
+
+
+def _global_replica(x, sharding: NamedSharding) -> jax.Array:
+    if isinstance(x, jax.Array) and not x.is_fully_addressable:  # already global: at most a reshard
+        return x if x.sharding == sharding else jax.device_put(x, sharding)
+    if isinstance(x, jax.Array) and jax.dtypes.issubdtype(x.dtype, jax.dtypes.prng_key):
+        impl = jax.random.key_impl(x)
+        return jax.random.wrap_key_data(_global_replica(jax.random.key_data(x), sharding), impl=impl)
+    host = np.asarray(x)
+    return jax.make_array_from_callback(host.shape, sharding, lambda index: host[index])

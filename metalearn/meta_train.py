@@ -6,6 +6,7 @@ loop in `meta_train` owns the side effects (metrics file, checkpoints, progress 
 
 from __future__ import annotations
 
+import contextlib
 import json
 import time
 from pathlib import Path
@@ -18,7 +19,7 @@ import numpy as np
 import optax
 from jax.sharding import Mesh
 
-from metalearn import backprop, checkpoint, es
+from metalearn import backprop, checkpoint, distributed, es
 from metalearn.backprop import truncate
 from metalearn.config import MetaTrainConfig
 from metalearn.evaluation import Evaluation, evaluate, summary
@@ -62,6 +63,8 @@ class MetaTraining:
         template = jax.eval_shape(lambda k: self.learner.init_meta_params(k, self.spec), jax.random.key(0))
         for task in self.test_tasks:
             check_task_fits(self.learner, template, task)
+        if jax.process_count() > 1:  # several processes: the tasks' arrays become global, replicated arrays
+            self.train_tasks, self.test_tasks = es.replicate((self.train_tasks, self.test_tasks), mesh)
         self.optimizer = optax.adam(config.lr)
         # backprop differentiates through the episode (optionally truncated); ES only evaluates it
         self._inner_learner = truncate(self.learner, config.truncation) if config.outer == "backprop" else self.learner
@@ -150,29 +153,41 @@ def meta_train(training: MetaTraining, run_dir: Path, resume: bool = False, prog
     baselines.json (untrained algorithm, online SGD and nearest class mean on the evaluation episodes);
     checkpoints/ (orbax, every `checkpoint_every` generations and at the end, the last 3 kept); best/ (the
     checkpoint with the highest mean meta-test accuracy so far).
+
+    With several processes (metalearn.distributed) every process runs this loop in step, computing the same
+    replicated numbers; only process 0 writes run.json, metrics.jsonl, baselines.json and the plot, and every
+    process takes part in each orbax checkpoint save (orbax writes replicated arrays once and synchronizes the
+    processes itself), so `run_dir` must be one shared directory.
     """
     from tqdm import tqdm
 
     run_dir, config, mesh = Path(run_dir), training.config, training.mesh
+    main = distributed.is_main()
     state = training.init()
     metrics_path = run_dir / "metrics.jsonl"
     if resume:
         steps = checkpoint.saved_steps(run_dir)
         if steps:
             state = es.replicate(checkpoint.restore(run_dir, steps[-1], state), mesh)
-            _truncate_metrics(metrics_path, steps[-1])
-    best = max((r["test_acc"] for r in read_metrics(run_dir) if "test_acc" in r), default=-1.0)
+            if main:
+                _truncate_metrics(metrics_path, steps[-1])
+    best = -1.0
+    if main:
+        best = max((r["test_acc"] for r in read_metrics(run_dir) if "test_acc" in r), default=-1.0)
+    best = distributed.broadcast_float(best)  # every process must take the same best-checkpoint decisions
     run_dir.mkdir(parents=True, exist_ok=True)
     start = int(state.generation)
     if start == 0:
-        metrics_path.unlink(missing_ok=True)
-        write_run_info(run_dir, config, training.spec, mesh.devices.size)
-        (run_dir / "baselines.json").write_text(json.dumps(reference_scores(training, state.es.params), indent=1))
+        scores = reference_scores(training, state.es.params)  # every process: computations on global arrays
+        if main:
+            metrics_path.unlink(missing_ok=True)
+            write_run_info(run_dir, config, training.spec, mesh.devices.size)
+            (run_dir / "baselines.json").write_text(json.dumps(scores, indent=1))
 
-    bar = tqdm(range(start, config.generations), initial=start, total=config.generations, disable=not progress,
+    bar = tqdm(range(start, config.generations), initial=start, total=config.generations, disable=not (progress and main),
                unit="gen", dynamic_ncols=True, mininterval=1.0)
     last_eval = {}
-    with metrics_path.open("a") as log:
+    with metrics_path.open("a") if main else contextlib.nullcontext() as log:
         for _ in bar:
             tic = time.perf_counter()
             state, metrics = training.generation_step(state, training.train_tasks)
@@ -183,8 +198,9 @@ def meta_train(training: MetaTraining, run_dir: Path, resume: bool = False, prog
             if generation % config.eval_every == 0 or generation == config.generations:
                 record.update(training.evaluate_all(state.es.params))
                 last_eval = {k: record[k] for k in ("test_acc", "test_acc_last20")}
-            log.write(json.dumps(record) + "\n")
-            log.flush()
+            if main:
+                log.write(json.dumps(record) + "\n")
+                log.flush()
             if record.get("test_acc", -1.0) > best:
                 best = record["test_acc"]
                 checkpoint.save(run_dir, generation, state, config, kind=checkpoint.BEST)
@@ -192,5 +208,6 @@ def meta_train(training: MetaTraining, run_dir: Path, resume: bool = False, prog
                 checkpoint.save(run_dir, generation, state, config)
             bar.set_postfix(fitness=f"{record['train_fitness']:.3f}", train_acc=f"{record['train_acc']:.2f}",
                             **{k: f"{v:.3f}" for k, v in last_eval.items()})
-    plot_training(run_dir)
+    if main:
+        plot_training(run_dir)
     return state
