@@ -88,3 +88,7 @@ def test_killed_worker_stops_the_launcher_and_resume_finishes(tmp_path):
     assert resumed.returncode == 0, err[-3000:]
     assert f"resuming at generation {last}" in out
     assert max(checkpoint.saved_steps(run_dir)) == last + 1
+    reference = tmp_path / "uninterrupted"
+    meta_train(MetaTraining(CONFIG.replace(generations=last + 1), es.make_mesh(8)), reference, progress=False)
+    for a, b in zip(params(run_dir), params(reference), strict=True):  # the same numbers as never killed
+        np.testing.assert_allclose(a, b, atol=1e-5)
