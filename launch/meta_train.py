@@ -103,9 +103,7 @@ def main(argv: list[str] | None = None) -> int:
                              f"devices of all processes; leave out --devices")
         num_devices = args.devices or len(jax.devices())
         mesh = es.make_mesh(num_devices)
-        if config.outer == "es":
-            es.check_population(config.population, num_devices)
-        elif config.episodes_per_member % num_devices:
+        if config.outer == "backprop" and config.episodes_per_member % num_devices:
             raise ValueError(f"--outer backprop splits each task's --episodes-per-member ({config.episodes_per_member}) "
                              f"over {num_devices} devices: use a multiple of {num_devices}, or --devices 1.")
         training = MetaTraining(config, mesh)

@@ -188,13 +188,14 @@ def meta_train(training: MetaTraining, run_dir: Path, resume: bool = False, prog
                unit="gen", dynamic_ncols=True, mininterval=1.0)
     last_eval = {}
     with metrics_path.open("a") if main else contextlib.nullcontext() as log:
-        for _ in bar:
+        for index in bar:
             tic = time.perf_counter()
             state, metrics = training.generation_step(state, training.train_tasks)
-            generation = int(state.generation)
+            generation = index + 1
+            metrics = jax.device_get(metrics)  # one transfer; it waits for the device, so time after it
             record = {"generation": generation, "train_fitness": float(metrics.fitness.mean()),
-                      "train_acc": float(metrics.accuracy.mean()), "grad_norm": float(metrics.grad_norm)}
-            record["seconds"] = time.perf_counter() - tic  # after the floats: they wait for the device
+                      "train_acc": float(metrics.accuracy.mean()), "grad_norm": float(metrics.grad_norm),
+                      "seconds": time.perf_counter() - tic}
             if generation % config.eval_every == 0 or generation == config.generations:
                 record.update(training.evaluate_all(state.es.params))
                 last_eval = {k: record[k] for k in ("test_acc", "test_acc_last20")}

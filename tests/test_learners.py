@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 from learner_testing import SPEC, feedback, init, trees_equal
 
-from metalearn.learners import LEARNERS, Feedback, learner_config, learner_from_config, learner_sizes, make_learner
+from metalearn.learners import LEARNERS, Feedback, learner_sizes, make_learner
 from metalearn.learners.base import tree_size
 
 SPECS = ["vsml", "vsml:hidden=6,ticks=1", "vsml:use_label=false,msg_size=4", "vsml:hidden=6x7", "vsml:hidden=6,per_layer=true",
@@ -67,13 +67,6 @@ def test_hand_designed_learners_ignore_zero_feedback(spec):
     after_real, _ = learner.step(meta, state, x, feedback(3))
     assert trees_equal(learnable(after_zero), learnable(state))
     assert not trees_equal(learnable(after_real), learnable(state))
-
-
-def test_learner_config_round_trips_through_json_types():
-    learner = make_learner("vsml:hidden=8x4,ticks=1")
-    config = learner_config(learner)
-    config = {k: list(v) if isinstance(v, tuple) else v for k, v in config.items()}  # as JSON stores it
-    assert learner_from_config(config) == learner
 
 
 def test_defaults_fill_only_fields_a_learner_has():

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import dataclasses
 
-from metalearn.learners.base import (Feedback, Learner, Sizes, TaskSpec, check_task_fits, learner_config,
-                                     learner_sizes, step_flops)
+from metalearn.learners.base import (Feedback, Learner, Sizes, TaskSpec, check_task_fits, learner_sizes,
+                                     step_flops)
 from metalearn.learners.class_mean import ClassMean
 from metalearn.learners.knn import KNN
 from metalearn.learners.lowrank import LowRankRNN
@@ -34,15 +34,8 @@ def make_learner(spec: str, **defaults) -> Learner:
     return build(cls, options, f"learner {name!r}")
 
 
-def learner_from_config(config: dict) -> Learner:
-    """Inverse of `learner_config` (JSON turns tuples into lists; the dataclass gets them back)."""
-    config = dict(config)
-    cls = LEARNERS[config.pop("name")]
-    return cls(**{k: tuple(v) if isinstance(v, list) else v for k, v in config.items()})
-
-
 __all__ = [
     "KNN", "LEARNERS", "ClassMean", "LowRankRNN", "Feedback", "Learner", "MetaRNN", "OnlineAdam", "OnlineMLP", "OnlineSGD",
     "Sizes", "TaskSpec", "VSML", "check_task_fits",
-    "learner_config", "learner_from_config", "learner_sizes", "make_learner", "step_flops",
+    "learner_sizes", "make_learner", "step_flops",
 ]

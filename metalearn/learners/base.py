@@ -16,7 +16,6 @@ hand-designed learner unchanged.
 
 from __future__ import annotations
 
-import dataclasses
 import math
 from typing import Any, NamedTuple, Protocol
 
@@ -115,8 +114,3 @@ def check_task_fits(learner: Learner, meta_params: PyTree, task) -> None:
         raise ValueError(f"task {task.name!r} ({spec.input_size} inputs, {spec.num_classes} classes) does not fit "
                          f"these {learner.name} meta-parameters, which were made for other shapes; give the task "
                          f"the meta-training shape with the dim= and num_classes= task options.")
-
-
-def learner_config(learner: Learner) -> dict:
-    """The learner's hyper-parameters as a JSON-able dict (its registry name under 'name')."""
-    return {"name": learner.name, **dataclasses.asdict(learner)}
