@@ -1,0 +1,188 @@
+#!/usr/bin/env python
+"""The size-ratio experiment: meta-train a grid of learners x numbers of tasks x seeds, then report.
+
+    python launch/sweep.py run --preset cpu --out runs/sweep_cpu     # 2 CPU cores: about 1 hour
+    python launch/sweep.py run --out runs/sweep_cpu                  # resume: finished points are kept
+    python launch/sweep.py report runs/sweep_cpu                     # table (CSV, Markdown) and plots
+    python launch/sweep.py show cpu > my_sweep.json                  # a preset as JSON, to edit
+    python launch/sweep.py run --config my_sweep.json --out runs/mine --workers 4
+
+Each point runs in its own process on one device (pinned to one CPU core, or given one GPU with --gpus),
+`--workers` at a time; its log is points/<id>/log.txt. A killed sweep resumes where it stopped: points
+with a result are never rerun, partly trained ones continue from their last checkpoint.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import subprocess
+import sys
+import threading
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run from a checkout without installing
+
+from metalearn import sweep as sw  # noqa: E402
+from metalearn.sweep_presets import PRESETS  # noqa: E402
+
+DEVICE_FLAG = "--xla_force_host_platform_device_count"
+PIN_VAR = "METALEARN_SWEEP_CORE"  # set for a worker: the CPU core it runs on
+
+
+def parse_args(argv: list[str] | None) -> argparse.Namespace:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    sub = p.add_subparsers(dest="command", required=True)
+    run = sub.add_parser("run", help="run (or resume) a sweep")
+    source = run.add_mutually_exclusive_group()
+    source.add_argument("--preset", choices=sorted(PRESETS), help="a built-in sweep")
+    source.add_argument("--config", type=Path, help="a sweep config JSON (see `show`)")
+    run.add_argument("--out", type=Path, required=True, help="the sweep directory (created, or resumed)")
+    run.add_argument("--workers", type=int, default=os.cpu_count() or 1, help="points run at once "
+                     "(default: one per CPU core)")
+    run.add_argument("--gpus", type=int, default=0, help="give worker i GPU i mod N (CUDA_VISIBLE_DEVICES); "
+                     "0: CPU, each worker pinned to one core")
+    run.add_argument("--data-dir", type=Path, default=None, help="where the datasets' IDX files are")
+    run.add_argument("--dry-run", action="store_true", help="list the points and their state, run nothing")
+    run.add_argument("--no-report", action="store_true", help="do not write the report at the end")
+    report = sub.add_parser("report", help="table and plots of a sweep directory")
+    report.add_argument("sweep_dir", type=Path)
+    show = sub.add_parser("show", help="print a preset as JSON")
+    show.add_argument("preset", choices=sorted(PRESETS))
+    job = sub.add_parser("job", help=argparse.SUPPRESS)  # one point (or the baselines) in a worker process
+    job.add_argument("sweep_dir", type=Path)
+    job.add_argument("job_id")
+    return p.parse_args(argv)
+
+
+def _prepare(args: argparse.Namespace) -> sw.SweepConfig:
+    """The sweep's config: a new one is written to OUT/sweep.json; a resumed one must not have changed."""
+    stored = args.out / "sweep.json"
+    if args.preset or args.config:
+        data = PRESETS[args.preset] if args.preset else json.loads(args.config.read_text())
+        sweep = sw.SweepConfig.from_json(data)
+        if stored.exists() and sw.load_sweep(args.out).to_json() != sweep.to_json():
+            raise ValueError(f"{args.out} holds a different sweep ({stored}); resume it with "
+                             f"`launch/sweep.py run --out {args.out}` or choose another --out")
+        args.out.mkdir(parents=True, exist_ok=True)
+        sw.write_json_atomic(stored, sweep.to_json())
+        return sweep
+    return sw.load_sweep(args.out)
+
+
+def _worker_env(slot: int, gpus: int) -> dict:
+    env = dict(os.environ)
+    flags = env.get("XLA_FLAGS", "").replace(DEVICE_FLAG, "--unused")
+    env["XLA_FLAGS"] = f"{flags} {DEVICE_FLAG}=1".strip()  # one device per point
+    if gpus:
+        env["CUDA_VISIBLE_DEVICES"] = str(slot % gpus)
+    return env
+
+
+def _run_jobs(args: argparse.Namespace, jobs: list[str]) -> list[str]:
+    """Run the jobs in worker processes, `--workers` at a time; returns the ones that failed."""
+    from tqdm import tqdm
+
+    slots, lock, failed = list(range(args.workers)), threading.Lock(), []
+    cores = sorted(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else []
+    bar = tqdm(total=len(jobs), unit="point", dynamic_ncols=True)
+
+    def run(job: str) -> None:
+        with lock:
+            slot = slots.pop()
+        log = (args.out / "baselines.log") if job == sw.BASELINES_JOB else sw.point_dir(args.out, job) / "log.txt"
+        log.parent.mkdir(parents=True, exist_ok=True)
+        env = _worker_env(slot, args.gpus)
+        if not args.gpus and cores and args.workers <= len(cores):
+            env[PIN_VAR] = str(cores[slot])  # the worker pins itself (no fork-time hooks in a threaded parent)
+        code = -1
+        try:
+            with log.open("a") as out:
+                code = subprocess.run([sys.executable, __file__, "job", str(args.out), job], stdout=out,
+                                      stderr=subprocess.STDOUT, env=env).returncode
+        finally:
+            with lock:
+                slots.append(slot)
+                if code != 0:
+                    failed.append(job)
+                    tqdm.write(f"failed: {job} (exit {code}); see {log}")
+                bar.update()
+                bar.set_postfix(last=job, failed=len(failed))
+
+    with ThreadPoolExecutor(args.workers) as pool:
+        list(pool.map(run, jobs))
+    bar.close()
+    return failed
+
+
+def run_sweep(args: argparse.Namespace) -> int:
+    if args.workers < 1:
+        raise ValueError(f"--workers must be at least 1, got {args.workers}")
+    if args.data_dir:
+        os.environ["METALEARN_DATA"] = str(args.data_dir.absolute())
+    sweep = _prepare(args)
+    for label, why in sw.check_unseen(sweep).items():
+        print(f"warning: unseen task {label!r} is skipped in this sweep: {why}", file=sys.stderr)
+    jobs = [sw.BASELINES_JOB] + [p.id for p in sweep.points()]
+    pending = [job for job in jobs if not sw.is_done(args.out, job)]
+    started = [job for job in pending if job != sw.BASELINES_JOB and (sw.point_dir(args.out, job) / "run").exists()]
+    print(f"sweep {sweep.name!r} in {args.out}: {len(jobs) - 1} points + baselines; {len(jobs) - len(pending)} "
+          f"done, {len(pending)} to run ({len(started)} partly trained, resumed), {args.workers} at a time")
+    if args.dry_run:
+        for job in jobs:
+            state = "done" if job not in pending else "resume" if job in started else "pending"
+            print(f"  {state:<8}{job}")
+        return 0
+    failed = _run_jobs(args, pending)
+    if failed:
+        print(f"{len(failed)} job(s) failed: {', '.join(failed)}; fix the cause and rerun the same command "
+              f"to resume", file=sys.stderr)
+        return 1
+    if not args.no_report:
+        return report(args.out)
+    return 0
+
+
+def report(sweep_dir: Path) -> int:
+    from metalearn.sweep_report import write_report
+
+    for path in write_report(sweep_dir):
+        print(f"wrote {path}")
+    print((sweep_dir / "sweep_table.md").read_text())
+    return 0
+
+
+def run_job(sweep_dir: Path, job_id: str) -> int:
+    if os.environ.get(PIN_VAR) and hasattr(os, "sched_setaffinity"):
+        os.sched_setaffinity(0, {int(os.environ[PIN_VAR])})
+    if DEVICE_FLAG not in os.environ.get("XLA_FLAGS", ""):
+        os.environ["XLA_FLAGS"] = f"{os.environ.get('XLA_FLAGS', '')} {DEVICE_FLAG}=1".strip()
+    if job_id == sw.BASELINES_JOB:
+        result = sw.run_baselines(sweep_dir)
+        print(json.dumps({name: r["spec"] for name, r in result.items() if name != "tuned_on"}))
+    else:
+        result = sw.run_point(sweep_dir, job_id)
+        print(json.dumps({k: v for k, v in result.items() if k != "scores"}))
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(argv)
+    try:
+        if args.command == "show":
+            print(json.dumps(PRESETS[args.preset], indent=1))
+            return 0
+        if args.command == "job":
+            return run_job(args.sweep_dir, args.job_id)
+        if args.command == "report":
+            return report(args.sweep_dir)
+        return run_sweep(args)
+    except ValueError as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,264 @@
+"""The size-ratio experiment as a grid: learners placed at (algorithm size, state size) points x number of
+distinct meta-training tasks x seeds. Each point is meta-trained (ES or backprop, per learner) and then
+meta-tested on unseen tasks; hand-designed learners, tuned on the meta-training distribution, are the
+reference lines.
+
+A sweep directory holds `sweep.json` (the config), `baselines.json`, and `points/<id>/` with the point's
+run (checkpoints, metrics) and `result.json`, written last and atomically: a point with a result is done
+and never rerun, one without resumes from its last checkpoint. Everything here is pure bookkeeping plus the
+two jobs (`run_point`, `run_baselines`) that a worker process executes; `launch/sweep.py` schedules them.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import os
+import time
+from pathlib import Path
+from typing import Any
+
+from metalearn.config import MetaTrainConfig
+
+BASELINES_JOB = "baselines"
+EVAL_KEY = 7  # fold-in constant: every point and baseline is scored on the same meta-test episodes
+TUNE_KEY = 8  # ... and the baselines' learning rates are chosen on other episodes of the training tasks
+
+
+@dataclasses.dataclass(frozen=True)
+class LearnerPoint:
+    """A learner at one (algorithm size, state size) point, with the outer optimizer that trains it."""
+
+    label: str
+    learner: str  # learner spec, e.g. 'meta_rnn:hidden=64'
+    outer: str = "es"
+    overrides: dict = dataclasses.field(default_factory=dict)  # MetaTrainConfig fields for this learner
+
+
+@dataclasses.dataclass(frozen=True)
+class TaskLevel:
+    """A meta-training distribution with `count` distinct tasks (0: unbounded, a fresh task per episode)."""
+
+    label: str
+    count: int
+    spec: str  # task spec of the meta-training tasks (their train split)
+
+
+@dataclasses.dataclass(frozen=True)
+class Block:
+    """A sub-grid: these learners crossed with these task levels (labels)."""
+
+    learners: tuple[str, ...]
+    tasks: tuple[str, ...]
+
+
+@dataclasses.dataclass(frozen=True)
+class Point:
+    learner: LearnerPoint
+    task: TaskLevel
+    seed: int
+
+    @property
+    def id(self) -> str:
+        return f"{self.learner.label}__{self.task.label}__s{self.seed}"
+
+
+@dataclasses.dataclass(frozen=True)
+class SweepConfig:
+    name: str
+    learners: tuple[LearnerPoint, ...]
+    tasks: tuple[TaskLevel, ...]
+    blocks: tuple[Block, ...]
+    seeds: tuple[int, ...]
+    unseen: dict  # label -> task spec meta-tested on (its test split); ordered streams score their query phase
+    baselines: dict  # name -> learner specs to choose from (the best on the training tasks is reported)
+    base: dict = dataclasses.field(default_factory=dict)  # MetaTrainConfig fields shared by every point
+    eval_episodes: int = 64
+    eval_seed: int = 0
+
+    def __post_init__(self):
+        for kind, items in (("learner", self.learners), ("task level", self.tasks)):
+            labels = [item.label for item in items]
+            if len(set(labels)) != len(labels) or any("__" in label or "/" in label for label in labels):
+                raise ValueError(f"sweep {self.name!r}: {kind} labels must be unique and contain no '__' or '/', "
+                                 f"got {labels}")
+        learners, tasks = {p.label for p in self.learners}, {t.label for t in self.tasks}
+        for block in self.blocks:
+            unknown = (set(block.learners) - learners) | (set(block.tasks) - tasks)
+            if unknown:
+                raise ValueError(f"sweep {self.name!r}: a block names unknown labels {sorted(unknown)}; "
+                                 f"learners: {sorted(learners)}, task levels: {sorted(tasks)}")
+        if not self.seeds or not self.unseen or not self.blocks:
+            raise ValueError(f"sweep {self.name!r} needs seeds, unseen tasks and at least one block")
+        if self.eval_episodes < 2:
+            raise ValueError("eval_episodes must be at least 2 (intervals need two episodes)")
+        for point in self.points():
+            self.meta_config(point)  # a bad field or value fails here, before anything runs
+
+    def points(self) -> list[Point]:
+        """Every (learner, task level, seed) the blocks name, once, in block order."""
+        learners, tasks = {p.label: p for p in self.learners}, {t.label: t for t in self.tasks}
+        seen, points = set(), []
+        for block in self.blocks:
+            for seed in self.seeds:
+                for lab in block.learners:
+                    for tab in block.tasks:
+                        point = Point(learners[lab], tasks[tab], seed)
+                        if point.id not in seen:
+                            seen.add(point.id)
+                            points.append(point)
+        return points
+
+    def point(self, point_id: str) -> Point:
+        for point in self.points():
+            if point.id == point_id:
+                return point
+        raise ValueError(f"sweep {self.name!r} has no point {point_id!r}")
+
+    def meta_config(self, point: Point) -> MetaTrainConfig:
+        """The meta-training config of a point; progress is monitored on the first unseen task."""
+        fields = {**self.base, **point.learner.overrides}
+        known = {f.name for f in dataclasses.fields(MetaTrainConfig)}
+        owned = {"learner", "outer", "train_tasks", "test_tasks", "seed"}
+        bad = set(fields) - (known - owned)
+        if bad:
+            raise ValueError(f"sweep {self.name!r}: {sorted(bad)} cannot be set in base or overrides "
+                             f"(known: {sorted(known - owned)}; learner, outer, tasks and seed come from the grid)")
+        return MetaTrainConfig(**fields, learner=point.learner.learner, outer=point.learner.outer,
+                               train_tasks=(point.task.spec,), test_tasks=(next(iter(self.unseen.values())),),
+                               seed=point.seed)
+
+    def to_json(self) -> dict:
+        return dataclasses.asdict(self)
+
+    @classmethod
+    def from_json(cls, data: dict) -> SweepConfig:
+        try:
+            return cls(**{**data,
+                          "learners": tuple(LearnerPoint(**p) for p in data["learners"]),
+                          "tasks": tuple(TaskLevel(**t) for t in data["tasks"]),
+                          "blocks": tuple(Block(tuple(b["learners"]), tuple(b["tasks"])) for b in data["blocks"]),
+                          "seeds": tuple(data["seeds"])})
+        except (KeyError, TypeError) as err:
+            raise ValueError(f"not a valid sweep config ({err}); start from `launch/sweep.py show cpu`") from None
+
+
+def load_sweep(sweep_dir: Path) -> SweepConfig:
+    path = Path(sweep_dir) / "sweep.json"
+    if not path.exists():
+        raise ValueError(f"{sweep_dir} is not a sweep directory (no sweep.json); start one with "
+                         f"`launch/sweep.py run --preset cpu --out {sweep_dir}`")
+    return SweepConfig.from_json(json.loads(path.read_text()))
+
+
+def point_dir(sweep_dir: Path, point_id: str) -> Path:
+    return Path(sweep_dir) / "points" / point_id
+
+
+def is_done(sweep_dir: Path, job: str) -> bool:
+    path = Path(sweep_dir) / "baselines.json" if job == BASELINES_JOB else point_dir(sweep_dir, job) / "result.json"
+    return path.exists()
+
+
+def write_json_atomic(path: Path, data: Any) -> None:
+    """Write then rename: a kill leaves the old file or the new one, never half of one."""
+    tmp = path.with_suffix(".tmp")
+    tmp.write_text(json.dumps(data, indent=1))
+    os.replace(tmp, path)
+
+
+def _load_unseen(sweep: SweepConfig) -> dict:
+    """label -> test split, or the reason it is unavailable (e.g. a dataset that is not on this machine)."""
+    from tasks import load_task
+    from tasks.datasets import DatasetError
+
+    tasks = {}
+    for label, spec in sweep.unseen.items():
+        try:
+            tasks[label] = load_task(spec).test
+        except DatasetError as err:
+            tasks[label] = f"unavailable: {err}"
+    return tasks
+
+
+def check_unseen(sweep: SweepConfig) -> dict[str, str]:
+    """label -> why it will be skipped, for the unseen tasks whose data cannot be found or downloaded."""
+    return {label: why for label, why in _load_unseen(sweep).items() if isinstance(why, str)}
+
+
+def _scorer(sweep: SweepConfig, episode_length: int, key_constant: int):
+    import jax
+
+    from metalearn.evaluation import evaluate, summary
+
+    key = jax.random.fold_in(jax.random.key(sweep.eval_seed), key_constant)
+
+    def score(learner, params, task, batch: int = 1) -> dict:
+        run = jax.jit(lambda p, t: evaluate(learner, p, t, key, sweep.eval_episodes, episode_length, batch))
+        return summary(run(params, task))
+
+    return score
+
+
+def run_point(sweep_dir: Path, point_id: str, progress: bool = False) -> dict:
+    """Meta-train one point on one device (resuming its checkpoints), meta-test it, write result.json."""
+    from metalearn import es
+    from metalearn.learners import learner_sizes, step_flops
+    from metalearn.meta_train import MetaTraining, meta_train
+    from metalearn.report import read_metrics
+    from tasks import load_task
+
+    sweep = load_sweep(sweep_dir)
+    point = sweep.point(point_id)
+    config = sweep.meta_config(point)
+    run_dir = point_dir(sweep_dir, point_id) / "run"
+    tic = time.perf_counter()
+    training = MetaTraining(config, es.make_mesh(1))
+    state = meta_train(training, run_dir, resume=True, progress=progress)
+    params = state.es.params
+    score = _scorer(sweep, config.episode_length, EVAL_KEY)
+    learner, batch = training.learner, config.inner_batch
+    scores = {"meta_train": score(learner, params, load_task(point.task.spec).train, batch)}
+    for label, task in _load_unseen(sweep).items():
+        scores[label] = task if isinstance(task, str) else score(learner, params, task, batch)
+    sizes = learner_sizes(learner, training.spec)
+    result = {"point": point_id, "learner": point.learner.label, "learner_spec": point.learner.learner,
+              "outer": point.learner.outer, "tasks": point.task.label, "task_count": point.task.count,
+              "seed": point.seed, "algorithm_size": sizes.algorithm, "state_size": sizes.state,
+              "flops_per_step": step_flops(learner, training.spec), "generations": config.generations,
+              "train_seconds": sum(r["seconds"] for r in read_metrics(run_dir)),
+              "wall_seconds_last_session": time.perf_counter() - tic, "scores": scores}
+    write_json_atomic(point_dir(sweep_dir, point_id) / "result.json", result)
+    return result
+
+
+def run_baselines(sweep_dir: Path) -> dict:
+    """Each baseline family: pick the spec with the best accuracy on the unbounded (or largest) meta-training
+    distribution, on episodes other than the meta-test ones; score it on every unseen task."""
+    from metalearn.learners import TaskSpec, learner_sizes, make_learner, step_flops
+    from tasks import load_task
+
+    sweep = load_sweep(sweep_dir)
+    length = MetaTrainConfig(**sweep.base).episode_length
+    widest = max(sweep.tasks, key=lambda t: (t.count == 0, t.count))
+    tune_task = load_task(widest.spec).train
+    tune, score = _scorer(sweep, length, TUNE_KEY), _scorer(sweep, length, EVAL_KEY)
+    unseen = _load_unseen(sweep)
+    out = {"tuned_on": widest.spec}
+    for name, specs in sweep.baselines.items():
+        # kNN keeps every example of an episode: its capacity is the episode's length on each task
+        def make(spec: str, task):
+            return make_learner(spec, capacity=task.episode_length(length))
+
+        options = {spec: tune(make(spec, tune_task), {}, tune_task)["acc"] for spec in specs}
+        best = max(options, key=options.get)
+        task_spec = TaskSpec(tune_task.input_size, tune_task.num_classes)
+        sizes = learner_sizes(make(best, tune_task), task_spec)
+        scores = {"meta_train": score(make(best, tune_task), {}, tune_task)}
+        for label, task in unseen.items():
+            scores[label] = task if isinstance(task, str) else score(make(best, task), {}, task)
+        out[name] = {"spec": best, "tuning_acc": options, "algorithm_size": sizes.algorithm,
+                     "state_size": sizes.state, "flops_per_step": step_flops(make(best, tune_task), task_spec),
+                     "scores": scores}
+    write_json_atomic(Path(sweep_dir) / "baselines.json", out)
+    return out

@@ -1,0 +1,86 @@
+"""Built-in sweeps (`launch/sweep.py run --preset NAME`); `launch/sweep.py show NAME` prints one as JSON.
+
+cpu: 7x7 MNIST (4x4 average pooling), 100-step 10-way episodes, one core per point; about an hour on 2
+cores. The headline comparison (VSML vs meta-RNNs, unbounded tasks) and the task axis run at 3 seeds.
+paper: VSML's published scale (28x28, population 1024, 500-step episodes, sigma 0.05, Adam 0.025) for a
+multi-GPU machine; its cost is estimated in README from bench/throughput.py.
+"""
+
+from __future__ import annotations
+
+# Backprop through the episode for the LSTM meta-learners: a large batch of episodes gets them off the
+# loss plateau at chance (about 500 steps for 64 units); with ES they do not leave chance at all.
+_BACKPROP = {"lr": 0.003, "episodes_per_member": 128, "generations": 2000, "eval_every": 500,
+             "checkpoint_every": 250}
+_ES = {"population": 128, "sigma": 0.05, "lr": 0.025, "eval_every": 50, "checkpoint_every": 25}
+_BASELINES = {
+    "sgd": [f"sgd:lr={lr}" for lr in (0.01, 0.03, 0.1, 0.3, 1.0)],
+    "adam": [f"adam:lr={lr}" for lr in (0.001, 0.003, 0.01, 0.03, 0.1)],
+    "class_mean": ["class_mean"],
+}
+
+
+def _unseen(resize: int, per_class: int) -> dict:
+    size = f"resize={resize}" if resize else "resize=0"
+    return {"MNIST": f"mnist:{size}", "Fashion-MNIST": f"fashion_mnist:{size}", "KMNIST": f"kmnist:{size}",
+            "OrderedMNIST": f"ordered:mnist:{size},per_class={per_class},queries=100"}
+
+
+def _task_levels(resize: int, counts: tuple[int, ...], projection: int) -> list[dict]:
+    """Fixed label permutations (few tasks) up to a fresh one per episode, then a fresh random input
+    projection as well (the most diverse distribution)."""
+    base = f"mnist:resize={resize}"
+    levels = [{"label": str(n), "count": n, "spec": f"{base},permutations={n}"} for n in counts]
+    return levels + [{"label": "unbounded", "count": 0, "spec": base},
+                     {"label": "unbounded+proj", "count": 0, "spec": f"{base},project={projection}"}]
+
+
+CPU = {
+    "name": "cpu",
+    "base": {"episode_length": 100, "eval_episodes": 64},
+    "learners": [
+        {"label": "vsml", "learner": "vsml", "outer": "es", "overrides": {**_ES, "generations": 200}},
+        {"label": "lowrank256", "learner": "lowrank:units=256,groups=16,rank=0", "outer": "es",
+         "overrides": {**_ES, "generations": 400}},
+        {"label": "meta_rnn16", "learner": "meta_rnn:hidden=16", "outer": "backprop", "overrides": _BACKPROP},
+        {"label": "meta_rnn64", "learner": "meta_rnn:hidden=64", "outer": "backprop", "overrides": _BACKPROP},
+    ],
+    "tasks": _task_levels(7, (4, 64), 49),
+    "blocks": [
+        {"learners": ["vsml"], "tasks": ["4", "unbounded"]},
+        {"learners": ["meta_rnn64"], "tasks": ["4", "64", "unbounded", "unbounded+proj"]},
+        {"learners": ["lowrank256", "meta_rnn16"], "tasks": ["unbounded"]},
+    ],
+    "seeds": [0, 1, 2],
+    "unseen": _unseen(7, 10),
+    "baselines": _BASELINES,
+    "eval_episodes": 64,
+}
+
+PAPER = {
+    "name": "paper",
+    "base": {"episode_length": 500, "eval_episodes": 128},
+    "learners": [
+        {"label": "vsml", "learner": "vsml", "outer": "es",
+         "overrides": {**_ES, "population": 1024, "generations": 10000, "eval_every": 250, "checkpoint_every": 50,
+                       "chunk": 32}},
+        {"label": "lowrank4096", "learner": "lowrank:units=4096,groups=16,rank=0", "outer": "es",
+         "overrides": {**_ES, "population": 1024, "generations": 10000, "eval_every": 250, "checkpoint_every": 50,
+                       "chunk": 32}},
+        {"label": "meta_rnn128", "learner": "meta_rnn:hidden=128", "outer": "backprop",
+         "overrides": {**_BACKPROP, "generations": 20000, "eval_every": 1000}},
+        {"label": "meta_rnn512", "learner": "meta_rnn:hidden=512", "outer": "backprop",
+         "overrides": {**_BACKPROP, "generations": 20000, "eval_every": 1000}},
+    ],
+    "tasks": _task_levels(0, (4, 64, 1024), 784),
+    "blocks": [
+        {"learners": ["vsml", "meta_rnn128"], "tasks": ["4", "64", "1024", "unbounded", "unbounded+proj"]},
+        {"learners": ["lowrank4096", "meta_rnn512"], "tasks": ["unbounded"]},
+    ],
+    "seeds": [0, 1, 2],
+    "unseen": _unseen(0, 20),
+    "baselines": _BASELINES,
+    "eval_episodes": 128,
+}
+
+PRESETS = {"cpu": CPU, "paper": PAPER}

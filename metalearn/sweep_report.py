@@ -1,0 +1,223 @@
+"""The sweep's report: one row per (learner, task level) with seed means and 95% intervals, as CSV and
+Markdown, and plots of unseen-task accuracy and generalization gap against log10(algorithm / state size)
+and against the number of meta-training tasks, with the tuned hand-designed learners as reference lines.
+
+Definitions: meta-train accuracy is scored on the point's own meta-training distribution (train split,
+e.g. its 4 fixed permutations); an unseen task's accuracy is whole-episode online accuracy on its test
+split (query-phase accuracy for ordered streams, which have one); the gap is meta-train accuracy minus the
+mean over the unseen tasks without a query phase (same metric on both sides).
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import math
+from pathlib import Path
+
+import numpy as np
+from scipy import stats
+
+from metalearn.sweep import SweepConfig, load_sweep, point_dir
+
+BASELINE_STYLES = {"sgd": "--", "adam": ":", "class_mean": "-."}
+
+
+def _accuracy(score: dict | str | None) -> float:
+    """Whole-episode accuracy, or the query phase's where there is one; NaN for an unavailable task."""
+    if not isinstance(score, dict):
+        return math.nan
+    return score["query_acc"] if score.get("query_acc") is not None else score["acc"]
+
+
+def mean_interval(values: list[float]) -> tuple[float, float]:
+    """Mean and half-width of the 95% t-interval over seeds (NaN with one seed)."""
+    x = np.asarray([v for v in values if not math.isnan(v)], float)
+    if x.size == 0:
+        return math.nan, math.nan
+    if x.size == 1:
+        return float(x[0]), math.nan
+    return float(x.mean()), float(stats.t.ppf(0.975, x.size - 1) * x.std(ddof=1) / math.sqrt(x.size))
+
+
+def _available(sweep: SweepConfig, results: list[dict]) -> list[str]:
+    """Unseen tasks scored by at least one point (a dataset missing on this machine is left out)."""
+    return [u for u in sweep.unseen if any(isinstance(r["scores"].get(u), dict) for r in results)]
+
+
+def _gap_tasks(results: list[dict], unseen: list[str]) -> list[str]:
+    return [u for u in unseen if all(not isinstance(r["scores"].get(u), dict) or
+                                     r["scores"][u].get("query_acc") is None for r in results)]
+
+
+def load_results(sweep_dir: Path) -> tuple[SweepConfig, list[dict], dict]:
+    sweep = load_sweep(sweep_dir)
+    results = []
+    for point in sweep.points():
+        path = point_dir(sweep_dir, point.id) / "result.json"
+        if path.exists():
+            results.append(json.loads(path.read_text()))
+    if not results:
+        raise ValueError(f"{sweep_dir} has no finished points yet; run `launch/sweep.py run --out {sweep_dir}`")
+    baselines_path = Path(sweep_dir) / "baselines.json"
+    baselines = json.loads(baselines_path.read_text()) if baselines_path.exists() else {}
+    return sweep, results, baselines
+
+
+def summarize(sweep: SweepConfig, results: list[dict]) -> list[dict]:
+    """One row per (learner, task level) in config order, with mean and interval over its seeds."""
+    unseen = _available(sweep, results)
+    gap_tasks = _gap_tasks(results, unseen)
+    rows = []
+    for learner in sweep.learners:
+        for level in sweep.tasks:
+            group = [r for r in results if r["learner"] == learner.label and r["tasks"] == level.label]
+            if not group:
+                continue
+            first = group[0]
+            row = {"learner": learner.label, "outer": first["outer"], "algorithm_size": first["algorithm_size"],
+                   "state_size": first["state_size"],
+                   "log10_ratio": math.log10(first["algorithm_size"] / first["state_size"]),
+                   "tasks": level.label, "seeds": len(group), "flops_per_step": first["flops_per_step"],
+                   "train_minutes": float(np.mean([r["train_seconds"] for r in group])) / 60}
+            meta_train = [_accuracy(r["scores"]["meta_train"]) for r in group]
+            columns = {"meta_train": meta_train}
+            for u in unseen:
+                columns[u] = [_accuracy(r["scores"].get(u)) for r in group]
+            columns["gap"] = [m - float(np.mean([_accuracy(r["scores"][u]) for u in gap_tasks]))
+                              for m, r in zip(meta_train, group)]
+            for name, values in columns.items():
+                row[name], row[f"{name}_ci"] = mean_interval(values)
+            rows.append(row)
+    return rows
+
+
+def baseline_rows(baselines: dict, unseen: list[str]) -> list[dict]:
+    rows = []
+    for name, b in baselines.items():
+        if name == "tuned_on":
+            continue
+        row = {"learner": b["spec"], "outer": "hand-designed", "algorithm_size": b["algorithm_size"],
+               "state_size": b["state_size"], "meta_train": _accuracy(b["scores"]["meta_train"]),
+               "flops_per_step": b["flops_per_step"]}
+        rows.append({**row, **{u: _accuracy(b["scores"].get(u)) for u in unseen}})
+    return rows
+
+
+def _cell(row: dict, name: str) -> str:
+    value, ci = row.get(name, math.nan), row.get(f"{name}_ci", math.nan)
+    if value is None or math.isnan(value):
+        return "n/a"
+    return f"{value:.3f}" if ci is None or math.isnan(ci) else f"{value:.3f} ± {ci:.3f}"
+
+
+def markdown_table(rows: list[dict], base_rows: list[dict], unseen: list[str], skipped: list[str]) -> str:
+    header = ["learner", "outer", "algorithm", "state", "log10 ratio", "tasks", "seeds", "meta-train",
+              *unseen, "gap", "FLOPs/step", "train min"]
+    lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+    for r in rows:
+        cells = [r["learner"], r["outer"], f"{r['algorithm_size']:,}", f"{r['state_size']:,}",
+                 f"{r['log10_ratio']:.2f}", r["tasks"], str(r["seeds"]), _cell(r, "meta_train"),
+                 *(_cell(r, u) for u in unseen), _cell(r, "gap"), f"{r['flops_per_step']:.3g}",
+                 f"{r['train_minutes']:.1f}"]
+        lines.append("| " + " | ".join(cells) + " |")
+    for r in base_rows:
+        cells = [r["learner"], r["outer"], f"{r['algorithm_size']:,}", f"{r['state_size']:,}", "-", "-", "-", _cell(r, "meta_train"), *(_cell(r, u) for u in unseen), "-",
+                 f"{r['flops_per_step']:.3g}", "-"]
+        lines.append("| " + " | ".join(cells) + " |")
+    notes = ["", ("Mean ± half-width of the 95% t-interval over seeds. Ordered streams: query-phase accuracy. "
+                  "gap = meta-train accuracy minus the mean over the unseen tasks without a query phase. "
+                  "Hand-designed learners: the best of their grid on the meta-training distribution.")]
+    notes += [f"Not run: {u} (its data is not available on this machine)." for u in skipped]
+    return "\n".join(lines + notes) + "\n"
+
+
+def write_csv(path: Path, rows: list[dict], base_rows: list[dict]) -> None:
+    fields = list(dict.fromkeys(k for r in rows + base_rows for k in r))
+    with path.open("w", newline="") as f:
+        writer = csv.DictWriter(f, fieldnames=fields)
+        writer.writeheader()
+        writer.writerows(rows + base_rows)
+
+
+def _panels(n: int):
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, axes = plt.subplots(1, n, figsize=(3.6 * n, 3.6), squeeze=False)
+    return plt, fig, axes[0]
+
+
+def _baseline_lines(ax, base_rows: list[dict], metric: str) -> None:
+    for r in base_rows:
+        value = r.get(metric, math.nan)
+        if not math.isnan(value):
+            name = r["learner"].split(":")[0]
+            ax.axhline(value, color="grey", ls=BASELINE_STYLES.get(name, "--"), lw=1, label=r["learner"])
+
+
+def plot_ratio(path: Path, rows: list[dict], base_rows: list[dict], unseen: list[str], level: str) -> Path:
+    """Unseen accuracy per task and the gap vs log10(algorithm / state size), at one task level."""
+    plt, fig, axes = _panels(len(unseen) + 1)
+    at_level = [r for r in rows if r["tasks"] == level]
+    for ax, metric in zip(axes, [*unseen, "gap"]):
+        for r in at_level:
+            ax.errorbar(r["log10_ratio"], r[metric], yerr=np.nan_to_num(r[f"{metric}_ci"]), fmt="o", capsize=3,
+                        label=f"{r['learner']} ({r['outer']})")
+        if metric != "gap":
+            _baseline_lines(ax, base_rows, metric)
+        ax.set(title=metric if metric != "gap" else "generalization gap", xlabel="log10(algorithm / state size)",
+               ylim=(-0.05, 1) if metric != "gap" else None)
+        ax.grid(alpha=0.3)
+    axes[0].set_ylabel(f"online accuracy (meta-trained on {level} tasks)")
+    axes[0].legend(fontsize=7)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    return path
+
+
+def plot_tasks(path: Path, rows: list[dict], base_rows: list[dict], unseen: list[str], levels: list[str]) -> Path:
+    """Unseen accuracy and the gap vs the number of distinct meta-training tasks, one line per learner."""
+    plt, fig, axes = _panels(len(unseen) + 1)
+    learners = list(dict.fromkeys(r["learner"] for r in rows))
+    for ax, metric in zip(axes, [*unseen, "gap"]):
+        for learner in learners:
+            line = [r for r in rows if r["learner"] == learner]
+            if len(line) < 2:
+                continue
+            xs = [levels.index(r["tasks"]) for r in line]
+            ax.errorbar(xs, [r[metric] for r in line], yerr=[np.nan_to_num(r[f"{metric}_ci"]) for r in line],
+                        marker="o", capsize=3, label=learner)
+        if metric != "gap":
+            _baseline_lines(ax, base_rows, metric)
+        ax.set_xticks(range(len(levels)), levels, rotation=20, fontsize=8)
+        ax.set(title=metric if metric != "gap" else "generalization gap", xlabel="meta-training tasks",
+               ylim=(-0.05, 1) if metric != "gap" else None)
+        ax.grid(alpha=0.3)
+    axes[0].set_ylabel("online accuracy")
+    axes[0].legend(fontsize=7)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    return path
+
+
+def write_report(sweep_dir: Path) -> list[Path]:
+    """sweep_table.csv, sweep_table.md, sweep_ratio.png and sweep_tasks.png in `sweep_dir`."""
+    sweep_dir = Path(sweep_dir)
+    sweep, results, baselines = load_results(sweep_dir)
+    unseen = _available(sweep, results)
+    skipped = [u for u in sweep.unseen if u not in unseen]
+    rows, base_rows = summarize(sweep, results), baseline_rows(baselines, unseen)
+    csv_path, md_path = sweep_dir / "sweep_table.csv", sweep_dir / "sweep_table.md"
+    write_csv(csv_path, rows, base_rows)
+    md_path.write_text(markdown_table(rows, base_rows, unseen, skipped))
+    # the ratio plot at the task level most learners were trained on; the task plot over every level
+    counts = {level.label: sum(r["tasks"] == level.label for r in rows) for level in sweep.tasks}
+    headline = max(counts, key=counts.get)
+    levels = [level.label for level in sweep.tasks if counts[level.label]]
+    return [csv_path, md_path, plot_ratio(sweep_dir / "sweep_ratio.png", rows, base_rows, unseen, headline),
+            plot_tasks(sweep_dir / "sweep_tasks.png", rows, base_rows, unseen, levels)]
