@@ -72,12 +72,14 @@ def _prepare(args: argparse.Namespace) -> sw.SweepConfig:
     return sw.load_sweep(args.out)
 
 
-def _worker_env(slot: int, gpus: int) -> dict:
+def _worker_env(slot: int, gpus: int, workers: int) -> dict:
     env = dict(os.environ)
-    flags = env.get("XLA_FLAGS", "").replace(DEVICE_FLAG, "--unused")
-    env["XLA_FLAGS"] = f"{flags} {DEVICE_FLAG}=1".strip()  # one device per point
+    flags = [f for f in env.get("XLA_FLAGS", "").split() if not f.startswith(DEVICE_FLAG)]
+    env["XLA_FLAGS"] = " ".join([*flags, f"{DEVICE_FLAG}=1"])  # one device per point
     if gpus:
         env["CUDA_VISIBLE_DEVICES"] = str(slot % gpus)
+        if workers > gpus:  # several points share a GPU: none may grab most of its memory up front
+            env["XLA_PYTHON_CLIENT_PREALLOCATE"] = "false"
     return env
 
 
@@ -94,7 +96,7 @@ def _run_jobs(args: argparse.Namespace, jobs: list[str]) -> list[str]:
             slot = slots.pop()
         log = (args.out / "baselines.log") if job == sw.BASELINES_JOB else sw.point_dir(args.out, job) / "log.txt"
         log.parent.mkdir(parents=True, exist_ok=True)
-        env = _worker_env(slot, args.gpus)
+        env = _worker_env(slot, args.gpus, args.workers)
         if not args.gpus and cores and args.workers <= len(cores):
             env[PIN_VAR] = str(cores[slot])  # the worker pins itself (no fork-time hooks in a threaded parent)
         code = -1

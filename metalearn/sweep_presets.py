@@ -39,7 +39,7 @@ CPU = {
     "name": "cpu",
     "base": {"episode_length": 100, "eval_episodes": 64},
     "learners": [
-        {"label": "vsml", "learner": "vsml", "outer": "es", "overrides": {**_ES, "generations": 200}},
+        {"label": "vsml", "learner": "vsml", "outer": "es", "overrides": {**_ES, "generations": 300}},
         {"label": "lowrank256", "learner": "lowrank:units=256,groups=16,rank=0", "outer": "es",
          "overrides": {**_ES, "generations": 400}},
         {"label": "meta_rnn16", "learner": "meta_rnn:hidden=16", "outer": "backprop", "overrides": _BACKPROP},
