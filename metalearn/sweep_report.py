@@ -158,51 +158,57 @@ def _baseline_lines(ax, base_rows: list[dict], metric: str) -> None:
             ax.axhline(value, color="grey", ls=BASELINE_STYLES.get(name, "--"), lw=1, label=r["learner"])
 
 
-def plot_ratio(path: Path, rows: list[dict], base_rows: list[dict], unseen: list[str], level: str) -> Path:
-    """Unseen accuracy per task and the gap vs log10(algorithm / state size), at one task level."""
-    plt, fig, axes = _panels(len(unseen) + 1)
-    at_level = [r for r in rows if r["tasks"] == level]
-    for ax, metric in zip(axes, [*unseen, "gap"]):
-        for r in at_level:
-            ax.errorbar(r["log10_ratio"], r[metric], yerr=np.nan_to_num(r[f"{metric}_ci"]), fmt="o", capsize=3,
-                        label=f"{r['learner']} ({r['outer']})")
-        if metric != "gap":
-            _baseline_lines(ax, base_rows, metric)
-        ax.set(title=metric if metric != "gap" else "generalization gap", xlabel="log10(algorithm / state size)",
-               ylim=(-0.05, 1) if metric != "gap" else None)
+def _finish(plt, fig, axes, metrics: list[str], xlabel: str, ylabel: str, title: str, path: Path) -> Path:
+    for ax, metric in zip(axes, metrics):
+        if metric == "gap":
+            ax.axhline(0, color="black", lw=0.6)
+            ax.set(title="gap: meta-train - unseen")
+        else:
+            ax.set(title=metric, ylim=(-0.02, 1))
+        ax.set_xlabel(xlabel)
         ax.grid(alpha=0.3)
-    axes[0].set_ylabel(f"online accuracy (meta-trained on {level} tasks)")
+    axes[0].set_ylabel(ylabel)
     axes[0].legend(fontsize=7)
+    fig.suptitle(title, fontsize=10)
     fig.tight_layout()
     fig.savefig(path, dpi=110)
     plt.close(fig)
     return path
 
 
-def plot_tasks(path: Path, rows: list[dict], base_rows: list[dict], unseen: list[str], levels: list[str]) -> Path:
+def plot_ratio(path: Path, rows: list[dict], base_rows: list[dict], unseen: list[str], level: str,
+               colors: dict[str, str]) -> Path:
+    """Unseen accuracy per task and the gap vs log10(algorithm / state size), at one task level."""
+    metrics = [*unseen, "gap"]
+    plt, fig, axes = _panels(len(metrics))
+    for ax, metric in zip(axes, metrics):
+        for r in (r for r in rows if r["tasks"] == level):
+            ax.errorbar(r["log10_ratio"], r[metric], yerr=np.nan_to_num(r[f"{metric}_ci"]), fmt="o", capsize=3,
+                        color=colors[r["learner"]], label=f"{r['learner']} ({r['outer']})")
+        if metric != "gap":
+            _baseline_lines(ax, base_rows, metric)
+    return _finish(plt, fig, axes, metrics, "log10(algorithm size / state size)", "online accuracy",
+                   f"meta-trained on '{level}' tasks; mean and 95% interval over seeds", path)
+
+
+def plot_tasks(path: Path, rows: list[dict], base_rows: list[dict], unseen: list[str], levels: list[str],
+               colors: dict[str, str]) -> Path:
     """Unseen accuracy and the gap vs the number of distinct meta-training tasks, one line per learner."""
-    plt, fig, axes = _panels(len(unseen) + 1)
-    learners = list(dict.fromkeys(r["learner"] for r in rows))
-    for ax, metric in zip(axes, [*unseen, "gap"]):
-        for learner in learners:
+    metrics = [*unseen, "gap"]
+    plt, fig, axes = _panels(len(metrics))
+    for ax, metric in zip(axes, metrics):
+        for learner, color in colors.items():
             line = [r for r in rows if r["learner"] == learner]
-            if len(line) < 2:
+            if len(line) < 2:  # a learner at one task level is no line; it is in the ratio plot
                 continue
-            xs = [levels.index(r["tasks"]) for r in line]
-            ax.errorbar(xs, [r[metric] for r in line], yerr=[np.nan_to_num(r[f"{metric}_ci"]) for r in line],
-                        marker="o", capsize=3, label=learner)
+            ax.errorbar([levels.index(r["tasks"]) for r in line], [r[metric] for r in line],
+                        yerr=[np.nan_to_num(r[f"{metric}_ci"]) for r in line], marker="o", capsize=3,
+                        color=color, label=f"{learner} (log10 ratio {line[0]['log10_ratio']:.1f})")
         if metric != "gap":
             _baseline_lines(ax, base_rows, metric)
         ax.set_xticks(range(len(levels)), levels, rotation=20, fontsize=8)
-        ax.set(title=metric if metric != "gap" else "generalization gap", xlabel="meta-training tasks",
-               ylim=(-0.05, 1) if metric != "gap" else None)
-        ax.grid(alpha=0.3)
-    axes[0].set_ylabel("online accuracy")
-    axes[0].legend(fontsize=7)
-    fig.tight_layout()
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
-    return path
+    return _finish(plt, fig, axes, metrics, "distinct meta-training tasks", "online accuracy",
+                   "mean and 95% interval over seeds", path)
 
 
 def write_report(sweep_dir: Path) -> list[Path]:
@@ -219,5 +225,6 @@ def write_report(sweep_dir: Path) -> list[Path]:
     counts = {level.label: sum(r["tasks"] == level.label for r in rows) for level in sweep.tasks}
     headline = max(counts, key=counts.get)
     levels = [level.label for level in sweep.tasks if counts[level.label]]
-    return [csv_path, md_path, plot_ratio(sweep_dir / "sweep_ratio.png", rows, base_rows, unseen, headline),
-            plot_tasks(sweep_dir / "sweep_tasks.png", rows, base_rows, unseen, levels)]
+    colors = {p.label: f"C{i}" for i, p in enumerate(sweep.learners)}
+    return [csv_path, md_path, plot_ratio(sweep_dir / "sweep_ratio.png", rows, base_rows, unseen, headline, colors),
+            plot_tasks(sweep_dir / "sweep_tasks.png", rows, base_rows, unseen, levels, colors)]
