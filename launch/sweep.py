@@ -15,6 +15,7 @@ with a result are never rerun, partly trained ones continue from their last chec
 from __future__ import annotations
 
 import argparse
+import fcntl
 import json
 import os
 import subprocess
@@ -40,8 +41,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     source.add_argument("--preset", choices=sorted(PRESETS), help="a built-in sweep")
     source.add_argument("--config", type=Path, help="a sweep config JSON (see `show`)")
     run.add_argument("--out", type=Path, required=True, help="the sweep directory (created, or resumed)")
-    run.add_argument("--workers", type=int, default=os.cpu_count() or 1, help="points run at once "
-                     "(default: one per CPU core)")
+    run.add_argument("--workers", type=int, default=None, help="points run at once (default: one per GPU "
+                     "with --gpus, else one per CPU core this process may use)")
     run.add_argument("--gpus", type=int, default=0, help="give worker i GPU i mod N (CUDA_VISIBLE_DEVICES); "
                      "0: CPU, each worker pinned to one core")
     run.add_argument("--data-dir", type=Path, default=None, help="where the datasets' IDX files are")
@@ -58,18 +59,46 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
 
 
 def _prepare(args: argparse.Namespace) -> sw.SweepConfig:
-    """The sweep's config: a new one is written to OUT/sweep.json; a resumed one must not have changed."""
+    """The sweep's config: a new one is written to OUT/sweep.json (not by --dry-run); a resumed one must not
+    have changed (compared as JSON text, so reordering the unseen tasks counts as a change)."""
     stored = args.out / "sweep.json"
-    if args.preset or args.config:
+    if not (args.preset or args.config):
+        return sw.load_sweep(args.out)
+    try:
         data = PRESETS[args.preset] if args.preset else json.loads(args.config.read_text())
-        sweep = sw.SweepConfig.from_json(data)
-        if stored.exists() and sw.load_sweep(args.out).to_json() != sweep.to_json():
-            raise ValueError(f"{args.out} holds a different sweep ({stored}); resume it with "
-                             f"`launch/sweep.py run --out {args.out}` or choose another --out")
+    except (OSError, json.JSONDecodeError) as err:
+        raise ValueError(f"cannot read the sweep config {args.config}: {err}") from None
+    sweep = sw.SweepConfig.from_json(data)
+    if stored.exists() and json.dumps(sw.load_sweep(args.out).to_json()) != json.dumps(sweep.to_json()):
+        raise ValueError(f"{args.out} holds a different sweep ({stored}); resume it with "
+                         f"`launch/sweep.py run --out {args.out}` or choose another --out")
+    if not args.dry_run:
         args.out.mkdir(parents=True, exist_ok=True)
         sw.write_json_atomic(stored, sweep.to_json())
-        return sweep
-    return sw.load_sweep(args.out)
+    return sweep
+
+
+def _check_tasks(sweep: sw.SweepConfig) -> None:
+    """Every meta-training task level loads, and every available unseen task fits its shape; unseen tasks
+    whose data is missing are announced. Runs on the CPU: this process must not hold GPU memory."""
+    import jax
+
+    jax.config.update("jax_platforms", "cpu")
+    from tasks import load_task
+
+    shapes = {}
+    for level in sweep.tasks:
+        task = load_task(level.spec).train
+        shapes[level.label] = (task.input_size, task.num_classes)
+    for label, task in sw.load_unseen(sweep).items():
+        if isinstance(task, str):
+            print(f"warning: unseen task {label!r} is skipped in this sweep: {task}", file=sys.stderr)
+            continue
+        for level, shape in shapes.items():
+            if (task.input_size, task.num_classes) != shape:
+                raise ValueError(f"unseen task {label!r} ({sweep.unseen[label]}) has {task.input_size} inputs and "
+                                 f"{task.num_classes} classes, but task level {level!r} has {shape[0]} and "
+                                 f"{shape[1]}; use resize=, dim= or num_classes= options to make them agree")
 
 
 def _worker_env(slot: int, gpus: int, workers: int) -> dict:
@@ -102,7 +131,7 @@ def _run_jobs(args: argparse.Namespace, jobs: list[str]) -> list[str]:
         code = -1
         try:
             with log.open("a") as out:
-                code = subprocess.run([sys.executable, __file__, "job", str(args.out), job], stdout=out,
+                code = subprocess.run([sys.executable, __file__, "job", "--", str(args.out), job], stdout=out,
                                       stderr=subprocess.STDOUT, env=env).returncode
         finally:
             with lock:
@@ -119,14 +148,25 @@ def _run_jobs(args: argparse.Namespace, jobs: list[str]) -> list[str]:
     return failed
 
 
+def _usable_cores() -> int:
+    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
+
+
 def run_sweep(args: argparse.Namespace) -> int:
-    if args.workers < 1:
-        raise ValueError(f"--workers must be at least 1, got {args.workers}")
+    args.workers = args.workers or args.gpus or _usable_cores()
+    if args.workers < 1 or args.gpus < 0:
+        raise ValueError(f"--workers must be at least 1 and --gpus at least 0, got {args.workers} and {args.gpus}")
     if args.data_dir:
         os.environ["METALEARN_DATA"] = str(args.data_dir.absolute())
     sweep = _prepare(args)
-    for label, why in sw.check_unseen(sweep).items():
-        print(f"warning: unseen task {label!r} is skipped in this sweep: {why}", file=sys.stderr)
+    _check_tasks(sweep)
+    if not args.dry_run:
+        lock = (args.out / ".lock").open("w")
+        try:
+            fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)  # held until this process exits
+        except BlockingIOError:
+            raise ValueError(f"another `launch/sweep.py run` is working in {args.out}; wait for it or stop it "
+                             f"first (two would train the same points into the same directories)") from None
     jobs = [sw.BASELINES_JOB] + [p.id for p in sweep.points()]
     pending = [job for job in jobs if not sw.is_done(args.out, job)]
     started = [job for job in pending if job != sw.BASELINES_JOB and (sw.point_dir(args.out, job) / "run").exists()]
@@ -138,13 +178,12 @@ def run_sweep(args: argparse.Namespace) -> int:
             print(f"  {state:<8}{job}")
         return 0
     failed = _run_jobs(args, pending)
+    code = 0 if args.no_report or not any(sw.is_done(args.out, p.id) for p in sweep.points()) else report(args.out)
     if failed:
-        print(f"{len(failed)} job(s) failed: {', '.join(failed)}; fix the cause and rerun the same command "
-              f"to resume", file=sys.stderr)
+        print(f"{len(failed)} job(s) failed: {', '.join(failed)}; the report covers the finished points; fix the "
+              f"cause (see each job's log) and rerun the same command to resume", file=sys.stderr)
         return 1
-    if not args.no_report:
-        return report(args.out)
-    return 0
+    return code
 
 
 def report(sweep_dir: Path) -> int:

@@ -13,7 +13,9 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import math
 import os
+import re
 import time
 from pathlib import Path
 from typing import Any
@@ -21,6 +23,8 @@ from typing import Any
 from metalearn.config import MetaTrainConfig
 
 BASELINES_JOB = "baselines"
+LABEL = re.compile(r"[A-Za-z0-9](?:[A-Za-z0-9.+-]|_(?!_))*(?<!_)")  # no '__': it separates a point id's parts
+SHARED_ONLY = ("episode_length", "inner_batch")  # every point is scored on the same episodes: set them in base
 EVAL_KEY = 7  # fold-in constant: every point and baseline is scored on the same meta-test episodes
 TUNE_KEY = 8  # ... and the baselines' learning rates are chosen on other episodes of the training tasks
 
@@ -73,15 +77,15 @@ class SweepConfig:
     unseen: dict  # label -> task spec meta-tested on (its test split); ordered streams score their query phase
     baselines: dict  # name -> learner specs to choose from (the best on the training tasks is reported)
     base: dict = dataclasses.field(default_factory=dict)  # MetaTrainConfig fields shared by every point
-    eval_episodes: int = 64
+    eval_episodes: int = 64  # final meta-test episodes per task, points and baselines (base's: monitoring)
     eval_seed: int = 0
 
     def __post_init__(self):
         for kind, items in (("learner", self.learners), ("task level", self.tasks)):
             labels = [item.label for item in items]
-            if len(set(labels)) != len(labels) or any("__" in label or "/" in label for label in labels):
-                raise ValueError(f"sweep {self.name!r}: {kind} labels must be unique and contain no '__' or '/', "
-                                 f"got {labels}")
+            if len(set(labels)) != len(labels) or not all(LABEL.fullmatch(str(label)) for label in labels):
+                raise ValueError(f"sweep {self.name!r}: {kind} labels must be unique, start with a letter or digit "
+                                 f"and use only letters, digits, '.', '+', '-' and single '_'; got {labels}")
         learners, tasks = {p.label for p in self.learners}, {t.label for t in self.tasks}
         for block in self.blocks:
             unknown = (set(block.learners) - learners) | (set(block.tasks) - tasks)
@@ -90,10 +94,29 @@ class SweepConfig:
                                  f"learners: {sorted(learners)}, task levels: {sorted(tasks)}")
         if not self.seeds or not self.unseen or not self.blocks:
             raise ValueError(f"sweep {self.name!r} needs seeds, unseen tasks and at least one block")
+        if not all(isinstance(seed, int) and not isinstance(seed, bool) for seed in self.seeds):
+            raise ValueError(f"sweep {self.name!r}: seeds must be integers, got {list(self.seeds)}")
+        for p in self.learners:
+            if set(p.overrides) & set(SHARED_ONLY):
+                raise ValueError(f"sweep {self.name!r}: learner {p.label!r} overrides {sorted(set(p.overrides) & set(SHARED_ONLY))}; "
+                                 f"{', '.join(SHARED_ONLY)} must be set in base, so that every point and baseline "
+                                 f"is scored on the same episodes")
         if self.eval_episodes < 2:
             raise ValueError("eval_episodes must be at least 2 (intervals need two episodes)")
         for point in self.points():
             self.meta_config(point)  # a bad field or value fails here, before anything runs
+        self._check_specs()
+
+    def _check_specs(self) -> None:
+        """Learner and baseline specs are parsed here, so that a typo fails before any point runs."""
+        from metalearn.learners import make_learner
+
+        specs = [p.learner for p in self.learners] + [s for grid in self.baselines.values() for s in grid]
+        for spec in specs:
+            try:
+                make_learner(spec)
+            except (ValueError, TypeError) as err:
+                raise ValueError(f"sweep {self.name!r}: bad learner spec {spec!r}: {err}") from None
 
     def points(self) -> list[Point]:
         """Every (learner, task level, seed) the blocks name, once, in block order."""
@@ -115,8 +138,9 @@ class SweepConfig:
                 return point
         raise ValueError(f"sweep {self.name!r} has no point {point_id!r}")
 
-    def meta_config(self, point: Point) -> MetaTrainConfig:
-        """The meta-training config of a point; progress is monitored on the first unseen task."""
+    def meta_config(self, point: Point, monitor: str | None = None) -> MetaTrainConfig:
+        """The meta-training config of a point; progress is monitored on `monitor` (default: the first
+        unseen task; `run_point` passes the first one whose data is available)."""
         fields = {**self.base, **point.learner.overrides}
         known = {f.name for f in dataclasses.fields(MetaTrainConfig)}
         owned = {"learner", "outer", "train_tasks", "test_tasks", "seed"}
@@ -125,7 +149,8 @@ class SweepConfig:
             raise ValueError(f"sweep {self.name!r}: {sorted(bad)} cannot be set in base or overrides "
                              f"(known: {sorted(known - owned)}; learner, outer, tasks and seed come from the grid)")
         return MetaTrainConfig(**fields, learner=point.learner.learner, outer=point.learner.outer,
-                               train_tasks=(point.task.spec,), test_tasks=(next(iter(self.unseen.values())),),
+                               train_tasks=(point.task.spec,),
+                               test_tasks=(monitor or next(iter(self.unseen.values())),),
                                seed=point.seed)
 
     def to_json(self) -> dict:
@@ -167,23 +192,18 @@ def write_json_atomic(path: Path, data: Any) -> None:
     os.replace(tmp, path)
 
 
-def _load_unseen(sweep: SweepConfig) -> dict:
+def load_unseen(sweep: SweepConfig) -> dict:
     """label -> test split, or the reason it is unavailable (e.g. a dataset that is not on this machine)."""
     from tasks import load_task
-    from tasks.datasets import DatasetError
+    from tasks.datasets import DatasetNotFoundError
 
     tasks = {}
     for label, spec in sweep.unseen.items():
         try:
             tasks[label] = load_task(spec).test
-        except DatasetError as err:
+        except DatasetNotFoundError as err:  # a corrupt file (ChecksumError) is an error to fix, not a skip
             tasks[label] = f"unavailable: {err}"
     return tasks
-
-
-def check_unseen(sweep: SweepConfig) -> dict[str, str]:
-    """label -> why it will be skipped, for the unseen tasks whose data cannot be found or downloaded."""
-    return {label: why for label, why in _load_unseen(sweep).items() if isinstance(why, str)}
 
 
 def _scorer(sweep: SweepConfig, episode_length: int, key_constant: int):
@@ -210,7 +230,12 @@ def run_point(sweep_dir: Path, point_id: str, progress: bool = False) -> dict:
 
     sweep = load_sweep(sweep_dir)
     point = sweep.point(point_id)
-    config = sweep.meta_config(point)
+    unseen = load_unseen(sweep)
+    available = [sweep.unseen[label] for label, task in unseen.items() if not isinstance(task, str)]
+    if not available:
+        raise ValueError(f"none of the unseen tasks of sweep {sweep.name!r} has its data here: "
+                         + "; ".join(unseen.values()))
+    config = sweep.meta_config(point, monitor=available[0])
     run_dir = point_dir(sweep_dir, point_id) / "run"
     tic = time.perf_counter()
     training = MetaTraining(config, es.make_mesh(1))
@@ -219,7 +244,7 @@ def run_point(sweep_dir: Path, point_id: str, progress: bool = False) -> dict:
     score = _scorer(sweep, config.episode_length, EVAL_KEY)
     learner, batch = training.learner, config.inner_batch
     scores = {"meta_train": score(learner, params, load_task(point.task.spec).train, batch)}
-    for label, task in _load_unseen(sweep).items():
+    for label, task in unseen.items():
         scores[label] = task if isinstance(task, str) else score(learner, params, task, batch)
     sizes = learner_sizes(learner, training.spec)
     result = {"point": point_id, "learner": point.learner.label, "learner_spec": point.learner.learner,
@@ -243,7 +268,7 @@ def run_baselines(sweep_dir: Path) -> dict:
     widest = max(sweep.tasks, key=lambda t: (t.count == 0, t.count))
     tune_task = load_task(widest.spec).train
     tune, score = _scorer(sweep, length, TUNE_KEY), _scorer(sweep, length, EVAL_KEY)
-    unseen = _load_unseen(sweep)
+    unseen = load_unseen(sweep)
     out = {"tuned_on": widest.spec}
     for name, specs in sweep.baselines.items():
         # kNN keeps every example of an episode: its capacity is the episode's length on each task
@@ -251,7 +276,7 @@ def run_baselines(sweep_dir: Path) -> dict:
             return make_learner(spec, capacity=task.episode_length(length))
 
         options = {spec: tune(make(spec, tune_task), {}, tune_task)["acc"] for spec in specs}
-        best = max(options, key=options.get)
+        best = max(options, key=lambda spec: -math.inf if math.isnan(options[spec]) else options[spec])
         task_spec = TaskSpec(tune_task.input_size, tune_task.num_classes)
         sizes = learner_sizes(make(best, tune_task), task_spec)
         scores = {"meta_train": score(make(best, tune_task), {}, tune_task)}

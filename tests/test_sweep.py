@@ -63,6 +63,14 @@ def test_points_cross_each_block_once_in_order():
     ({"base": {"popsize": 3}}, "cannot be set"),
     ({"base": {"generations": 0}}, "generations must be at least 1"),
     ({"tasks": [{"label": "a__b", "count": 0, "spec": "digits"}]}, "labels must be unique"),
+    ({"tasks": [{"label": "b_", "count": 0, "spec": "digits"}]}, "single '_'"),  # 'a_' + '_b' ids would clash
+    ({"tasks": [{"label": "-x", "count": 0, "spec": "digits"}]}, "start with a letter or digit"),
+    ({"seeds": [0, "1"]}, "seeds must be integers"),
+    ({"learners": [{"label": "v", "learner": "vsml", "overrides": {"episode_length": 50}}],
+      "blocks": [{"learners": ["v"], "tasks": ["2"]}]}, "must be set in base"),
+    ({"learners": [{"label": "v", "learner": "vsml:lstm=3"}], "blocks": [{"learners": ["v"], "tasks": ["2"]}]},
+     "bad learner spec 'vsml:lstm=3'"),
+    ({"baselines": {"sgd": ["sgdd"]}}, "bad learner spec 'sgdd'"),
     ({"seeds": []}, "needs seeds"),
     ({"learners": [{"label": "x"}]}, "not a valid sweep config"),
 ])
@@ -171,6 +179,21 @@ def test_sweep_runs_reports_and_resumes_without_redoing_points(tmp_path):
     changed.write_text(json.dumps({**TINY, "seeds": [0, 1, 2]}))
     refused = _sweep("run", "--config", changed, "--out", out, env=env)
     assert refused.returncode == 2 and "holds a different sweep" in refused.stderr
+
+
+def test_a_second_run_on_the_same_directory_and_a_misfit_unseen_task_are_refused(tmp_path):
+    import fcntl
+
+    config, out = tmp_path / "tiny.json", tmp_path / "sweep"
+    config.write_text(json.dumps({**TINY, "unseen": {"digits": "digits"}}))
+    out.mkdir()
+    with (out / ".lock").open("w") as held:  # what a running `launch/sweep.py run` holds
+        fcntl.flock(held, fcntl.LOCK_EX)
+        busy = _sweep("run", "--config", config, "--out", out, env=dict(os.environ))
+    assert busy.returncode == 2 and "another `launch/sweep.py run` is working in" in busy.stderr
+    config.write_text(json.dumps({**TINY, "unseen": {"digits": "digits", "sums": "sum:dim=8"}}))
+    misfit = _sweep("run", "--config", config, "--out", tmp_path / "other", "--dry-run", env=dict(os.environ))
+    assert misfit.returncode == 2 and "unseen task 'sums' (sum:dim=8) has 8 inputs and 2 classes" in misfit.stderr
 
 
 def test_report_on_an_empty_or_missing_sweep_says_what_to_do(tmp_path):
