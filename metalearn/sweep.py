@@ -206,6 +206,11 @@ def load_unseen(sweep: SweepConfig) -> dict:
     return tasks
 
 
+def _score_unseen(unseen: dict, score) -> dict:
+    """`score(task)` for each available unseen task; an unavailable one keeps its reason (a string)."""
+    return {label: task if isinstance(task, str) else score(task) for label, task in unseen.items()}
+
+
 def _scorer(sweep: SweepConfig, episode_length: int, key_constant: int):
     import jax
 
@@ -243,9 +248,8 @@ def run_point(sweep_dir: Path, point_id: str, progress: bool = False) -> dict:
     params = state.es.params
     score = _scorer(sweep, config.episode_length, EVAL_KEY)
     learner, batch = training.learner, config.inner_batch
-    scores = {"meta_train": score(learner, params, load_task(point.task.spec).train, batch)}
-    for label, task in unseen.items():
-        scores[label] = task if isinstance(task, str) else score(learner, params, task, batch)
+    scores = {"meta_train": score(learner, params, load_task(point.task.spec).train, batch),
+              **_score_unseen(unseen, lambda task: score(learner, params, task, batch))}
     sizes = learner_sizes(learner, training.spec)
     result = {"point": point_id, "learner": point.learner.label, "learner_spec": point.learner.learner,
               "outer": point.learner.outer, "tasks": point.task.label, "task_count": point.task.count,
@@ -269,21 +273,20 @@ def run_baselines(sweep_dir: Path) -> dict:
     tune_task = load_task(widest.spec).train
     tune, score = _scorer(sweep, length, TUNE_KEY), _scorer(sweep, length, EVAL_KEY)
     unseen = load_unseen(sweep)
+    task_spec = TaskSpec(tune_task.input_size, tune_task.num_classes)
+
+    def make(spec: str, task):  # kNN keeps every example of an episode: its capacity is the episode's length
+        return make_learner(spec, capacity=task.episode_length(length))
+
     out = {"tuned_on": widest.spec}
     for name, specs in sweep.baselines.items():
-        # kNN keeps every example of an episode: its capacity is the episode's length on each task
-        def make(spec: str, task):
-            return make_learner(spec, capacity=task.episode_length(length))
-
         options = {spec: tune(make(spec, tune_task), {}, tune_task)["acc"] for spec in specs}
         best = max(options, key=lambda spec: -math.inf if math.isnan(options[spec]) else options[spec])
-        task_spec = TaskSpec(tune_task.input_size, tune_task.num_classes)
-        sizes = learner_sizes(make(best, tune_task), task_spec)
-        scores = {"meta_train": score(make(best, tune_task), {}, tune_task)}
-        for label, task in unseen.items():
-            scores[label] = task if isinstance(task, str) else score(make(best, task), {}, task)
+        learner = make(best, tune_task)
+        sizes = learner_sizes(learner, task_spec)
+        scores = {"meta_train": score(learner, {}, tune_task),
+                  **_score_unseen(unseen, lambda task: score(make(best, task), {}, task))}
         out[name] = {"spec": best, "tuning_acc": options, "algorithm_size": sizes.algorithm,
-                     "state_size": sizes.state, "flops_per_step": step_flops(make(best, tune_task), task_spec),
-                     "scores": scores}
+                     "state_size": sizes.state, "flops_per_step": step_flops(learner, task_spec), "scores": scores}
     write_json_atomic(Path(sweep_dir) / "baselines.json", out)
     return out

@@ -82,12 +82,9 @@ def summarize(sweep: SweepConfig, results: list[dict]) -> list[dict]:
                    "log10_ratio": math.log10(first["algorithm_size"] / first["state_size"]),
                    "tasks": level.label, "seeds": len(group), "flops_per_step": first["flops_per_step"],
                    "train_minutes": float(np.mean([r["train_seconds"] for r in group])) / 60}
-            meta_train = [_accuracy(r["scores"]["meta_train"]) for r in group]
-            columns = {"meta_train": meta_train}
-            for u in unseen:
-                columns[u] = [_accuracy(r["scores"].get(u)) for r in group]
-            columns["gap"] = [m - float(np.mean([_accuracy(r["scores"][u]) for u in gap_tasks]))
-                              for m, r in zip(meta_train, group)]
+            columns = {name: [_accuracy(r["scores"].get(name)) for r in group] for name in ("meta_train", *unseen)}
+            columns["gap"] = [m - float(np.mean([columns[u][i] for u in gap_tasks]))
+                              for i, m in enumerate(columns["meta_train"])]
             for name, values in columns.items():
                 row[name], row[f"{name}_ci"] = mean_interval(values)
             rows.append(row)
