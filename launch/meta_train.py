@@ -31,10 +31,11 @@ expose_cpu_cores()
 
 import jax  # noqa: E402
 
-from metalearn import checkpoint, distributed, es  # noqa: E402
-from metalearn.config import MetaTrainConfig  # noqa: E402
+from metalearn.outer import es  # noqa: E402
+from metalearn.training import checkpoint, distributed  # noqa: E402
+from metalearn.training.config import MetaTrainConfig  # noqa: E402
 from metalearn.learners import learner_sizes, step_flops  # noqa: E402
-from metalearn.meta_train import MetaTraining, meta_train  # noqa: E402
+from metalearn.training.loop import MetaTraining, meta_train  # noqa: E402
 from tasks import describe_tasks  # noqa: E402
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:

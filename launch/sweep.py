@@ -26,8 +26,8 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run from a checkout without installing
 
-from metalearn import sweep as sw  # noqa: E402
-from metalearn.sweep_presets import PRESETS  # noqa: E402
+from metalearn.experiments import sweep as sw  # noqa: E402
+from metalearn.experiments.presets import PRESETS  # noqa: E402
 
 DEVICE_FLAG = "--xla_force_host_platform_device_count"
 PIN_VAR = "METALEARN_SWEEP_CORE"  # set for a worker: the CPU core it runs on
@@ -187,7 +187,7 @@ def run_sweep(args: argparse.Namespace) -> int:
 
 
 def report(sweep_dir: Path) -> int:
-    from metalearn.sweep_report import write_report
+    from metalearn.experiments.sweep_report import write_report
 
     for path in write_report(sweep_dir):
         print(f"wrote {path}")

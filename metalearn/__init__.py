@@ -1,5 +1,5 @@
 """metalearn: meta-learning learning algorithms with seed-shared evolution strategies in JAX."""
 
-from metalearn.run import Run, load_run
+from metalearn.training.run import Run, load_run
 
 __all__ = ["Run", "load_run"]

@@ -16,7 +16,7 @@ from typing import Callable, NamedTuple
 import jax.numpy as jnp
 import numpy as np
 
-from metalearn.spec import build, split_options
+from tasks.spec import build, split_options
 from tasks import preprocess
 from tasks.datasets import CATALOGUE, load_dataset
 from tasks.digits import load_digits_pools

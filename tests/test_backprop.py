@@ -8,8 +8,8 @@ import numpy as np
 import optax
 import pytest
 
-from metalearn import backprop, es
-from metalearn.inner_loop import run_episode
+from metalearn.outer import backprop, es
+from metalearn.rollout.inner_loop import run_episode
 from metalearn.learners import Feedback, MetaRNN, TaskSpec
 from tasks import load_task
 

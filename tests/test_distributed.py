@@ -14,9 +14,11 @@ import jax
 import numpy as np
 import pytest
 
-from metalearn import checkpoint, es, load_run
-from metalearn.config import MetaTrainConfig
-from metalearn.meta_train import MetaTraining, meta_train
+from metalearn import load_run
+from metalearn.outer import es
+from metalearn.training import checkpoint
+from metalearn.training.config import MetaTrainConfig
+from metalearn.training.loop import MetaTraining, meta_train
 
 ROOT = Path(__file__).resolve().parents[1]
 CONFIG = MetaTrainConfig(population=16, generations=2, episode_length=10, chunk=2, checkpoint_every=1,

@@ -8,7 +8,7 @@ import pytest
 from evosax.algorithms import Open_ES
 from jax.flatten_util import ravel_pytree
 
-from metalearn import es
+from metalearn.outer import es
 
 SIGMA, LR, POP = 0.05, 0.025, 16
 TARGET = {"w": jnp.linspace(-1.0, 1.0, 12).reshape(3, 4), "b": jnp.arange(5.0)}

@@ -5,7 +5,7 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from metalearn.inner_loop import final_part, merge_batch, run_episode
+from metalearn.rollout.inner_loop import final_part, merge_batch, run_episode
 from metalearn.learners import TaskSpec, make_learner
 from tasks import Episode
 

@@ -8,7 +8,7 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from metalearn.inner_loop import run_episode
+from metalearn.rollout.inner_loop import run_episode
 from learner_testing import SPEC, feedback
 
 from metalearn.learners import Feedback, LowRankRNN, MetaRNN, TaskSpec, learner_sizes, make_learner

@@ -12,10 +12,11 @@ import numpy as np
 import pytest
 
 from launch import inspect_checkpoint, meta_test
-from metalearn import es, load_run
-from metalearn.config import MetaTrainConfig
+from metalearn import load_run
+from metalearn.outer import es
+from metalearn.training.config import MetaTrainConfig
 from metalearn.learners import TaskSpec, learner_sizes
-from metalearn.meta_train import MetaTraining, meta_train
+from metalearn.training.loop import MetaTraining, meta_train
 
 ROOT = Path(__file__).resolve().parents[1]
 TINY = MetaTrainConfig(population=16, generations=4, episode_length=20, eval_every=2, eval_episodes=4,

@@ -12,9 +12,10 @@ import jax
 import numpy as np
 import pytest
 
-from metalearn import checkpoint, es
-from metalearn.config import MetaTrainConfig
-from metalearn.meta_train import MetaTraining, meta_train
+from metalearn.outer import es
+from metalearn.training import checkpoint
+from metalearn.training.config import MetaTrainConfig
+from metalearn.training.loop import MetaTraining, meta_train
 
 ROOT = Path(__file__).resolve().parents[1]
 TINY = MetaTrainConfig(population=16, generations=6, episode_length=20, eval_every=3, eval_episodes=4,

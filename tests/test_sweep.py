@@ -13,9 +13,9 @@ import numpy as np
 import pytest
 from scipy import stats
 
-from metalearn import sweep as sw
-from metalearn.sweep_presets import PRESETS
-from metalearn.sweep_report import mean_interval, summarize
+from metalearn.experiments import sweep as sw
+from metalearn.experiments.presets import PRESETS
+from metalearn.experiments.sweep_report import mean_interval, summarize
 
 ROOT = Path(__file__).resolve().parents[1]
 

@@ -14,7 +14,7 @@ from metalearn.learners.online_adam import OnlineAdam
 from metalearn.learners.online_mlp import OnlineMLP
 from metalearn.learners.online_sgd import OnlineSGD
 from metalearn.learners.vsml import VSML
-from metalearn.spec import build, split_spec
+from tasks.spec import build, split_spec
 
 LEARNERS = {cls.name: cls for cls in (VSML, MetaRNN, LowRankRNN, OnlineSGD, OnlineAdam, OnlineMLP, KNN, ClassMean)}
 

@@ -15,8 +15,8 @@ from typing import NamedTuple
 
 import jax
 
-from metalearn import checkpoint
-from metalearn.config import MetaTrainConfig
+from metalearn.training import checkpoint
+from metalearn.training.config import MetaTrainConfig
 from metalearn.learners import Learner, TaskSpec, make_learner
 from metalearn.learners.base import PyTree
 

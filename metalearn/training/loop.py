@@ -19,15 +19,16 @@ import numpy as np
 import optax
 from jax.sharding import Mesh
 
-from metalearn import backprop, checkpoint, distributed, es
-from metalearn.backprop import truncate
-from metalearn.config import MetaTrainConfig
-from metalearn.evaluation import Evaluation, evaluate, summary
-from metalearn.inner_loop import run_episode
+from metalearn.outer import backprop, es
+from metalearn.training import checkpoint, distributed
+from metalearn.outer.backprop import truncate
+from metalearn.training.config import MetaTrainConfig
+from metalearn.rollout.evaluation import Evaluation, evaluate, summary
+from metalearn.rollout.inner_loop import run_episode
 from metalearn.learners import TaskSpec, check_task_fits, make_learner
 from metalearn.learners.base import PyTree
-from metalearn.report import plot_training, read_metrics
-from metalearn.run import write_run_info
+from metalearn.experiments.report import plot_training, read_metrics
+from metalearn.training.run import write_run_info
 from tasks import Task, load_task
 
 EVAL_KEY = 1  # fold-in constant: the meta-test episodes are the same at every evaluation of a run
@@ -154,7 +155,7 @@ def meta_train(training: MetaTraining, run_dir: Path, resume: bool = False, prog
     checkpoints/ (orbax, every `checkpoint_every` generations and at the end, the last 3 kept); best/ (the
     checkpoint with the highest mean meta-test accuracy so far).
 
-    With several processes (metalearn.distributed) every process runs this loop in step, computing the same
+    With several processes (metalearn.training.distributed) every process runs this loop in step, computing the same
     replicated numbers; only process 0 writes run.json, metrics.jsonl, baselines.json and the plot, and every
     process takes part in each orbax checkpoint save (orbax writes replicated arrays once and synchronizes the
     processes itself), so `run_dir` must be one shared directory.

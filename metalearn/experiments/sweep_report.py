@@ -20,7 +20,7 @@ from pathlib import Path
 import numpy as np
 from scipy import stats
 
-from metalearn.sweep import SweepConfig, load_sweep, point_dir
+from metalearn.experiments.sweep import SweepConfig, load_sweep, point_dir
 
 BASELINE_STYLES = {"sgd": "--", "adam": ":", "class_mean": "-."}
 

@@ -9,7 +9,7 @@ import chex
 import jax
 import jax.numpy as jnp
 
-from metalearn.inner_loop import final_part, run_episode
+from metalearn.rollout.inner_loop import final_part, run_episode
 from metalearn.learners.base import Learner, PyTree
 from tasks import Task
 

@@ -22,7 +22,7 @@ import jax.numpy as jnp
 import optax
 from jax.sharding import Mesh, PartitionSpec as P
 
-from metalearn.es import AXIS, ESMetrics, ESState, FitnessFn
+from metalearn.outer.es import AXIS, ESMetrics, ESState, FitnessFn
 from metalearn.learners.base import Feedback, Learner, PyTree, TaskSpec
 
 

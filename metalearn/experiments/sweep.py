@@ -20,7 +20,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from metalearn.config import MetaTrainConfig
+from metalearn.training.config import MetaTrainConfig
 
 BASELINES_JOB = "baselines"
 LABEL = re.compile(r"[A-Za-z0-9](?:[A-Za-z0-9.+-]|_(?!_))*(?<!_)")  # no '__': it separates a point id's parts
@@ -214,7 +214,7 @@ def _score_unseen(unseen: dict, score) -> dict:
 def _scorer(sweep: SweepConfig, episode_length: int, key_constant: int):
     import jax
 
-    from metalearn.evaluation import evaluate, summary
+    from metalearn.rollout.evaluation import evaluate, summary
 
     key = jax.random.fold_in(jax.random.key(sweep.eval_seed), key_constant)
 
@@ -227,10 +227,10 @@ def _scorer(sweep: SweepConfig, episode_length: int, key_constant: int):
 
 def run_point(sweep_dir: Path, point_id: str, progress: bool = False) -> dict:
     """Meta-train one point on one device (resuming its checkpoints), meta-test it, write result.json."""
-    from metalearn import es
+    from metalearn.outer import es
     from metalearn.learners import learner_sizes, step_flops
-    from metalearn.meta_train import MetaTraining, meta_train
-    from metalearn.report import read_metrics
+    from metalearn.training.loop import MetaTraining, meta_train
+    from metalearn.experiments.report import read_metrics
     from tasks import load_task
 
     sweep = load_sweep(sweep_dir)

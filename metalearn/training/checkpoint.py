@@ -14,7 +14,7 @@ import jax
 import numpy as np
 import orbax.checkpoint as ocp
 
-from metalearn.config import MetaTrainConfig
+from metalearn.training.config import MetaTrainConfig
 
 
 class CheckpointError(RuntimeError):
