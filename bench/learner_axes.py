@@ -27,12 +27,12 @@ def main() -> None:
     p.add_argument("--length", type=int, default=100, help="episode length (sets kNN's capacity)")
     p.add_argument("--out", type=Path, default=Path(__file__).parent / "results" / "learner_axes.json")
     args = p.parse_args()
-    spec = TaskSpec(args.inputs, args.classes)
+    spec = TaskSpec(args.inputs, args.classes, args.length)
     rows = []
     print(f"{args.inputs} inputs, {args.classes} classes, {args.length}-step episodes")
     print(f"{'learner':<12}{'algorithm':>12}{'state':>12}{'algorithm/state':>17}{'FLOPs/step':>13}")
     for name in LEARNERS:
-        learner = make_learner(name, capacity=args.length)
+        learner = make_learner(name)
         sizes = learner_sizes(learner, spec)
         flops = step_flops(learner, spec)
         ratio = sizes.algorithm / sizes.state

@@ -27,7 +27,8 @@ expose_cpu_cores()
 
 import jax  # noqa: E402
 
-from metalearn.outer import es  # noqa: E402
+from metalearn.outer import ESConfig  # noqa: E402
+from metalearn.outer.mesh import make_mesh  # noqa: E402
 from metalearn.training.config import MetaTrainConfig  # noqa: E402
 from metalearn.learners import step_flops  # noqa: E402
 from metalearn.training.loop import MetaTraining  # noqa: E402
@@ -70,7 +71,7 @@ def time_generations(training: MetaTraining, generations: int) -> dict:
     seconds = (time.perf_counter() - tic) / generations
     cfg = training.config
     return {"seconds_per_generation": seconds,
-            "member_steps_per_second": cfg.population * cfg.episode_length * cfg.episodes_per_member / seconds}
+            "member_steps_per_second": cfg.outer.population * cfg.episode_length * cfg.episodes_per_member / seconds}
 
 
 def main() -> None:
@@ -81,9 +82,10 @@ def main() -> None:
     args = parser.parse_args()
     generations = 3 if args.quick else 10
     num_devices = args.devices or len(jax.devices())
-    mesh = es.make_mesh(num_devices)
+    mesh = make_mesh(num_devices)
     peak = matmul_flops_per_second()
     config = MetaTrainConfig()
+    population = config.outer.population
     cases = {"digits 8x8 (default)": None, "28x28 inputs": (random_task(784),)}
     results = {"machine": {"platform": jax.devices()[0].platform, "device_kind": jax.devices()[0].device_kind,
                            "devices": num_devices, "processor": platform.processor() or platform.machine(),
@@ -100,13 +102,13 @@ def main() -> None:
         flops = step_flops(training.learner, spec)
         row = time_generations(training, generations)
         row.update(flops_per_member_step=flops, flop_utilization=flops * row["member_steps_per_second"] / peak_all)
-        big = MetaTraining(config.replace(population=8 * config.population), mesh, tasks, tasks)
-        memory = {config.population: compiled_memory(training), 8 * config.population: compiled_memory(big)}
+        big = MetaTraining(config.replace(outer=ESConfig(population=8 * population)), mesh, tasks, tasks)
+        memory = {population: compiled_memory(training), 8 * population: compiled_memory(big)}
         print(f"{name:<22}{row['seconds_per_generation']:>7.2f}{row['member_steps_per_second']:>16,.0f}"
               f"{flops:>11.3g}{row['flop_utilization']:>7.1%}"
               + "".join(f"{m['temp_bytes'] / 2**20:>{w}.1f}" for m, w in zip(memory.values(), (15, 7))))
         results["cases"][name] = {"input_size": spec.input_size, "episode_length": config.episode_length,
-                                  "population": config.population, "learner": config.learner, **row,
+                                  "population": population, "learner": config.learner, **row,
                                   "memory_by_population": memory}
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps(results, indent=1))

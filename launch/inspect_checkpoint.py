@@ -19,9 +19,10 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 import numpy as np  # noqa: E402
 
 from metalearn import load_run  # noqa: E402
-from metalearn.training import checkpoint  # noqa: E402
-from metalearn.learners import TaskSpec, learner_sizes  # noqa: E402
 from metalearn.experiments.report import plot_training, read_metrics  # noqa: E402
+from metalearn.learners import TaskSpec, learner_sizes  # noqa: E402
+from metalearn.training import checkpoint  # noqa: E402
+from metalearn.training.config import MetaTrainConfig  # noqa: E402
 
 
 def flatten(tree, prefix: str = "") -> dict[str, np.ndarray]:
@@ -57,7 +58,7 @@ def describe(run) -> dict:
         "meta_parameters": {name: {"shape": list(a.shape), "count": int(a.size), "norm": float(np.linalg.norm(a))}
                             for name, a in params.items()},
         "sizes": {"task_spec": spec, **(sizes or {})},
-        "es": {"sigma": run.config.sigma, "lr": run.config.lr, "optimizer": "adam",
+        "outer": {**run.config.to_json()["outer"], "lr": run.config.lr, "optimizer": "adam",
                "adam_step": int(optimizer.get("0/count", np.array(-1))),
                "moment_norms": {m: float(math.sqrt(sum(float(np.sum(a**2)) for k, a in optimizer.items()
                                                      if k.startswith(f"0/{m}/")))) for m in ("mu", "nu")}},
@@ -68,7 +69,7 @@ def describe(run) -> dict:
 def print_human(d: dict) -> None:
     print(f"run {d['run_dir']} | checkpoint at generation {d['step']} | saved: {d['saved_steps']} | "
           f"best meta-test: generation {d['best_step']}")
-    print("config: " + ", ".join(f"{k}={v}" for k, v in d["config"].items()))
+    print("config: " + ", ".join(f"{k}={v}" for k, v in MetaTrainConfig.from_json(d["config"]).flat().items()))
     m = d["metrics"]
     if m["train_fitness"]:
         f = m["train_fitness"]
@@ -86,8 +87,10 @@ def print_human(d: dict) -> None:
         print(f"sizes on {spec['input_size']} inputs x {spec['num_classes']} classes: algorithm {s['algorithm']:,} "
               f"meta-parameters ({s['algorithm_bytes']:,} B), state {s['state']:,} floats per task "
               f"({s['state_bytes']:,} B), ratio algorithm/state {s['algorithm'] / max(s['state'], 1):.3g}")
-    e = d["es"]
-    print(f"ES: sigma {e['sigma']}, Adam lr {e['lr']}, step {e['adam_step']}, "
+    e = d["outer"]
+    settings = ", ".join(f"{k} {v}" for k, v in e.items() if k not in ("name", "lr", "optimizer", "adam_step",
+                                                                          "moment_norms"))
+    print(f"{e['name']}: {settings}, Adam lr {e['lr']}, step {e['adam_step']}, "
           f"|mu| {e['moment_norms']['mu']:.3g}, |nu| {e['moment_norms']['nu']:.3g}")
     env = d["environment"]
     if env:

@@ -79,10 +79,9 @@ def main(argv: list[str] | None = None) -> int:
     bar = tqdm(jobs, disable=args.no_progress, unit="eval", desc="meta-test")
     for (name, task), label in bar:
         bar.set_postfix_str(f"{name} / {label}")
-        # kNN stores every example of an episode: its capacity is the episode's length on this task
         learner, meta_params, batch = (run.learner, run.meta_params, run.config.inner_batch) if label == learned \
-            else (make_learner(label, capacity=task.episode_length(length)), {}, 1)
-        spec = TaskSpec(task.input_size, task.num_classes)
+            else (make_learner(label), {}, 1)
+        spec = TaskSpec(task.input_size, task.num_classes, task.episode_length(length))
         result = jax.jit(lambda p, t: evaluate(learner, p, t, key, args.episodes, length, batch))(meta_params, task)
         sizes = learner_sizes(learner, spec)
         rows.append({"task": name, "learner": label, "algorithm_size": sizes.algorithm, "state_size": sizes.state,

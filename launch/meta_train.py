@@ -31,10 +31,11 @@ expose_cpu_cores()
 
 import jax  # noqa: E402
 
-from metalearn.outer import es  # noqa: E402
+from metalearn.learners import learner_sizes, step_flops  # noqa: E402
+from metalearn.outer import OUTER  # noqa: E402
+from metalearn.outer.mesh import make_mesh  # noqa: E402
 from metalearn.training import checkpoint, distributed  # noqa: E402
 from metalearn.training.config import MetaTrainConfig  # noqa: E402
-from metalearn.learners import learner_sizes, step_flops  # noqa: E402
 from metalearn.training.loop import MetaTraining, meta_train  # noqa: E402
 from tasks import describe_tasks  # noqa: E402
 
@@ -56,13 +57,20 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
                    help="multi-process run: give up joining after this long (default: 300)")
     p.add_argument("--dry-run", action="store_true", help="print the config and the learner's sizes and FLOPs, "
                                                           "then exit without training")
-    for field in dataclasses.fields(MetaTrainConfig):
+    p.add_argument("--outer", choices=sorted(OUTER), default=None, help="outer optimizer (default: es)")
+    for field in config_fields():
         flag = "--" + field.name.replace("_", "-")
         if isinstance(field.default, tuple):
             p.add_argument(flag, nargs="+", default=None, help=f"default: {' '.join(field.default)}")
         else:
             p.add_argument(flag, type=type(field.default), default=None, help=f"default: {field.default}")
     return p.parse_args(argv)
+
+
+def config_fields() -> list[dataclasses.Field]:
+    """One flag per config field, the outer optimizers' settings flat beside the others (--population)."""
+    outer = [f for cls in OUTER.values() for f in dataclasses.fields(cls)]
+    return [f for f in dataclasses.fields(MetaTrainConfig) if f.name != "outer"] + outer
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -72,8 +80,10 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     if args.data_dir:
         os.environ["METALEARN_DATA"] = str(args.data_dir.absolute())
-    overrides = {f.name: tuple(v) if isinstance(v, list) else v for f in dataclasses.fields(MetaTrainConfig)
+    overrides = {f.name: tuple(v) if isinstance(v, list) else v for f in config_fields()
                  if (v := getattr(args, f.name)) is not None}
+    if args.outer:
+        overrides["outer"] = args.outer
     explicit = (args.coordinator, args.num_processes, args.process_id)
     try:
         if args.distributed or any(v is not None for v in explicit):
@@ -91,22 +101,19 @@ def main(argv: list[str] | None = None) -> int:
                              f"pass --resume to continue it, or choose another --run-dir.")
         if args.resume and steps:
             saved = checkpoint.load_config(run_dir, steps[-1])
-            changed = {k: v for k, v in overrides.items() if k != "generations" and getattr(saved, k) != v}
+            changed = {k: v for k, v in overrides.items() if k != "generations" and saved.flat().get(k) != v}
             if changed:
                 raise ValueError(f"--resume continues the saved config; only --generations may change, "
                                  f"but these differ from it: {changed}")
             config = saved.replace(**{k: v for k, v in overrides.items() if k == "generations"})
         else:
-            config = MetaTrainConfig(**overrides)
+            config = MetaTrainConfig.from_flat(overrides)
         distributed.check_same_config(config.dumps())
         if jax.process_count() > 1 and args.devices not in (None, len(jax.devices())):
             raise ValueError(f"with {jax.process_count()} processes the mesh spans all {len(jax.devices())} "
                              f"devices of all processes; leave out --devices")
         num_devices = args.devices or len(jax.devices())
-        mesh = es.make_mesh(num_devices)
-        if config.outer == "backprop" and config.episodes_per_member % num_devices:
-            raise ValueError(f"--outer backprop splits each task's --episodes-per-member ({config.episodes_per_member}) "
-                             f"over {num_devices} devices: use a multiple of {num_devices}, or --devices 1.")
+        mesh = make_mesh(num_devices)
         training = MetaTraining(config, mesh)
         sizes = learner_sizes(training.learner, training.spec)
         processes = f" in {jax.process_count()} processes" if jax.process_count() > 1 else ""

@@ -84,21 +84,15 @@ def _check_tasks(sweep: sw.SweepConfig) -> None:
     import jax
 
     jax.config.update("jax_platforms", "cpu")
-    from tasks import load_task
+    from tasks import check_same_shape, load_task
 
-    shapes = {}
-    for level in sweep.tasks:
-        task = load_task(level.spec).train
-        shapes[level.label] = (task.input_size, task.num_classes)
+    levels = {f"task level {level.label!r}": load_task(level.spec).train for level in sweep.tasks}
     for label, task in sw.load_unseen(sweep).items():
         if isinstance(task, str):
             print(f"warning: unseen task {label!r} is skipped in this sweep: {task}", file=sys.stderr)
             continue
-        for level, shape in shapes.items():
-            if (task.input_size, task.num_classes) != shape:
-                raise ValueError(f"unseen task {label!r} ({sweep.unseen[label]}) has {task.input_size} inputs and "
-                                 f"{task.num_classes} classes, but task level {level!r} has {shape[0]} and "
-                                 f"{shape[1]}; use resize=, dim= or num_classes= options to make them agree")
+        for level, level_task in levels.items():
+            check_same_shape({level: level_task, f"unseen task {label!r} ({sweep.unseen[label]})": task})
 
 
 def _worker_env(slot: int, gpus: int, workers: int) -> dict:

@@ -3,12 +3,12 @@
 Each file is looked up on a search path (see `search_dirs`), gzip-compressed or raw. What is verified is the
 sha256 of the decompressed payload: it is the same for every mirror, for Debian's recompressed copies and
 for an uncompressed file, where the `.gz` bytes are not. A file that is found but fails verification is an
-error, never skipped in favour of another location, so a corrupt copy cannot go unnoticed.
+error, never skipped in favour of another location, so a corrupt copy cannot go unnoticed. Downloads go
+through pooch into the cache, mirror after mirror; the catalogue (what each dataset is) is `catalogue.py`.
 """
 
 from __future__ import annotations
 
-import dataclasses
 import functools
 import gzip
 import hashlib
@@ -18,13 +18,15 @@ import os
 import shutil
 import struct
 import tempfile
-import urllib.request
 import zipfile
 import zlib
 from pathlib import Path
 from typing import NamedTuple
 
 import numpy as np
+import pooch
+
+from tasks.catalogue import ROLES, CATALOGUE, DatasetSpec, IdxFile
 
 SHARED_DATA = Path(__file__).resolve().parents[2] / "shared" / "data"
 # Folders that hold a dataset's files directly (no <folder>/ level), e.g. Debian's `dataset-fashion-mnist`.
@@ -32,7 +34,9 @@ SYSTEM_DIRS = {"fashion-mnist": Path("/usr/share/datasets/fashion-mnist")}
 DOWNLOAD_TIMEOUT_S = 30
 
 _IMAGES_MAGIC, _LABELS_MAGIC = 0x00000803, 0x00000801  # uint8 data, 3 and 1 dimensions
-_ROLES = ("train_images", "train_labels", "test_images", "test_labels")
+# pooch fetches (atomic writes, progress bar); what is checked is the payload, below, so no file hash is
+# given to pooch: a hash of the .gz bytes would tie each file to one mirror's compression.
+DOWNLOADER = pooch.HTTPDownloader(timeout=DOWNLOAD_TIMEOUT_S, progressbar=True)
 _REPAIR = (
     "Replace it with an intact copy of the original file, or delete it so that load_dataset downloads a "
     "fresh one into the cache."
@@ -49,95 +53,6 @@ class ChecksumError(DatasetError):
 
 class DatasetNotFoundError(DatasetError):
     """No place on the search path has the file and it could not (or may not) be downloaded."""
-
-
-@dataclasses.dataclass(frozen=True)
-class IdxFile:
-    """One file of a dataset, identified by what it holds rather than by how it was compressed."""
-
-    name: str  # without ".gz"; on disk either `name.gz` or `name` is accepted
-    sha256: str | None  # of the decompressed payload; None: unknown, only the IDX structure is checked
-
-
-@dataclasses.dataclass(frozen=True)
-class DatasetSpec:
-    """Where a dataset lives and comes from; how its stored form becomes upright images and 0-based labels."""
-
-    folder: str
-    num_classes: int
-    train_images: IdxFile
-    train_labels: IdxFile
-    test_images: IdxFile
-    test_labels: IdxFile
-    base_urls: tuple[str, ...] = ()  # mirrors, tried in order: a file is fetched from base + name + ".gz"
-    archive_url: str | None = None  # instead: one zip that holds every file as gzip/<name>.gz
-    label_offset: int = 0  # subtracted from the stored labels so that they start at 0
-    transposed: bool = False  # images stored column-major; transposed on load so that they look upright
-
-
-def _idx_files(prefix: str, train: str, test: str, sha256=(None,) * 4) -> dict[str, IdxFile]:
-    kinds = ("images-idx3-ubyte", "labels-idx1-ubyte")
-    names = [f"{prefix}{split}-{kind}" for split in (train, test) for kind in kinds]
-    return {role: IdxFile(name, digest) for role, name, digest in zip(_ROLES, names, sha256)}
-
-
-_EMNIST_ZIP = "https://biometrics.nist.gov/cs_links/EMNIST/gzip.zip"
-
-CATALOGUE: dict[str, DatasetSpec] = {
-    # sha256 of the decompressed payloads from ../shared/data/README.md.
-    "mnist": DatasetSpec(
-        folder="mnist",
-        num_classes=10,
-        base_urls=(
-            "https://storage.googleapis.com/cvdf-datasets/mnist/",
-            "https://ossci-datasets.s3.amazonaws.com/mnist/",
-            "http://yann.lecun.com/exdb/mnist/",
-        ),
-        **_idx_files("", "train", "t10k", (
-            "ba891046e6505d7aadcbbe25680a0738ad16aec93bde7f9b65e87a2fc25776db",
-            "65a50cbbf4e906d70832878ad85ccda5333a97f0f4c3dd2ef09a8a9eef7101c5",
-            "0fa7898d509279e482958e8ce81c8e77db3f2f8254e26661ceb7762c4d494ce7",
-            "ff7bcfd416de33731a308c3f266cc351222c34898ecbeaf847f06e48f7ec33f2",
-        )),
-    ),
-    "fashion-mnist": DatasetSpec(
-        folder="fashion-mnist",
-        num_classes=10,
-        base_urls=(
-            "http://fashion-mnist.s3-website.eu-central-1.amazonaws.com/",
-            "https://github.com/zalandoresearch/fashion-mnist/raw/master/data/fashion/",
-        ),
-        **_idx_files("", "train", "t10k", (
-            "c59f468a2f672dc815687fe0f83887768d799fd8a3f3276145d20f83aa44d888",
-            "bad3541b69d912435c50bb6ba87bec294ff4f6a2e1246121d8633921760443d9",
-            "5b4141f0afbad91edebe8549f8fcffe087ea10ca49f1dbef5c9a5cd8815ce37b",
-            "0402a96d92fd2663957122ceb108a494c5af83dab82d92729df917d7dec38c34",
-        )),
-    ),
-    # KMNIST and EMNIST: payload checksums not known for certain, so None: only the IDX structure (magic
-    # number, size matching the header, labels in range) is verified. Fill them in from a trusted copy.
-    "kmnist": DatasetSpec(
-        folder="kmnist",
-        num_classes=10,
-        base_urls=("http://codh.rois.ac.jp/kmnist/dataset/kmnist/",),
-        **_idx_files("", "train", "t10k"),
-    ),
-    "emnist-letters": DatasetSpec(
-        folder="emnist",
-        num_classes=26,
-        archive_url=_EMNIST_ZIP,
-        label_offset=1,  # letters are labelled 1..26
-        transposed=True,
-        **_idx_files("emnist-letters-", "train", "test"),
-    ),
-    "emnist-balanced": DatasetSpec(
-        folder="emnist",
-        num_classes=47,
-        archive_url=_EMNIST_ZIP,
-        transposed=True,
-        **_idx_files("emnist-balanced-", "train", "test"),
-    ),
-}
 
 
 class Dataset(NamedTuple):
@@ -224,8 +139,8 @@ def _save(stream, dest: Path) -> None:
 
 
 def _fetch(url: str, dest: Path) -> None:
-    with urllib.request.urlopen(url, timeout=DOWNLOAD_TIMEOUT_S) as response:
-        _save(response, dest)
+    dest.parent.mkdir(parents=True, exist_ok=True)
+    pooch.retrieve(url, known_hash=None, fname=dest.name, path=dest.parent, downloader=DOWNLOADER)
 
 
 def _verify_download(path: Path, file: IdxFile, url: str) -> Path:
@@ -297,7 +212,7 @@ def _not_found(name: str, spec: DatasetSpec, files: list[IdxFile], dirs: list[Pa
 
 
 def _locate(name: str, spec: DatasetSpec, data_dir: str | Path | None, download: bool) -> list[Path]:
-    files = [getattr(spec, role) for role in _ROLES]
+    files = [getattr(spec, role) for role in ROLES]
     dirs = search_dirs(spec.folder, data_dir)
     found = [_find(file, dirs) for file in files]
     missing = [file for file, path in zip(files, found) if path is None]

@@ -187,6 +187,17 @@ def load_task(spec: str) -> TaskSplit:
                      f"Run with --list-tasks for every option.")
 
 
+def check_same_shape(named: dict[str, Task]) -> None:
+    """The one check that tasks fit one learner: every task (keyed by how to name it in the error) has the
+    first one's input size and class count."""
+    (first, reference), *rest = named.items()
+    for name, task in rest:
+        if (task.input_size, task.num_classes) != (reference.input_size, reference.num_classes):
+            raise ValueError(f"{name} has {task.input_size} inputs and {task.num_classes} classes, but {first} has "
+                             f"{reference.input_size} and {reference.num_classes}; they must share one shape: use "
+                             f"resize=, dim= and num_classes= options to make them agree.")
+
+
 def describe_tasks() -> str:
     """The registry as text, for --list-tasks."""
     lines = [f"datasets: {', '.join(DATASETS)}  (digits is embedded; the rest are MNIST-family IDX files)", "",

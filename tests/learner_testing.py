@@ -1,5 +1,7 @@
 """Shared helpers of the learner tests: a small task shape, a learner's initial pytrees, feedback."""
 
+from functools import partial
+
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -21,3 +23,10 @@ def feedback(label, logits=None, num_classes=SPEC.num_classes):
 
 def trees_equal(a, b) -> bool:
     return all(np.array_equal(x, y) for x, y in zip(jax.tree.leaves(a), jax.tree.leaves(b)))
+
+
+@partial(jax.jit, static_argnums=(2, 3))
+def task_data(task, key, count, length):
+    """One task's data as MetaTraining._generation builds it: (init_keys [count], episodes [count, T, ...])."""
+    k_task, k_init = jax.random.split(key)
+    return jax.random.split(k_init, count), jax.vmap(lambda k: task.sample(k, length))(jax.random.split(k_task, count))

@@ -6,13 +6,12 @@ import gzip
 import hashlib
 import io
 import struct
-import urllib.error
-import urllib.request
 import zipfile
 from pathlib import Path
 
 import numpy as np
 import pytest
+import requests
 
 from tasks import datasets
 from tasks.datasets import ChecksumError, DatasetError, DatasetNotFoundError, load_dataset, read_idx
@@ -67,7 +66,7 @@ def isolated(tmp_path, monkeypatch):
     def no_network(url, *args, **kwargs):
         raise AssertionError(f"test tried to download {url}")
 
-    monkeypatch.setattr(urllib.request, "urlopen", no_network)
+    monkeypatch.setattr(datasets, "DOWNLOADER", no_network)
 
 
 # --- IDX parsing and its errors ---
@@ -168,19 +167,18 @@ def test_loaded_arrays_are_cached_and_read_only(tmp_path, monkeypatch):
         a.train_x[0, 0, 0] = 1
 
 
-# --- downloads, with urlopen faked ---
+# --- downloads, with pooch's downloader faked ---
 
 
 def serve(monkeypatch, files: dict[str, bytes]):
-    """Answer urlopen from `files` (URL -> body); anything else is a network failure."""
+    """Answer downloads from `files` (URL -> body); anything else is a network failure."""
 
-    def urlopen(url, timeout):
-        assert timeout > 0
+    def download(url, output_file, pooch_object):
         if url not in files:
-            raise urllib.error.URLError("Name or service not known")
-        return io.BytesIO(files[url])
+            raise requests.exceptions.ConnectionError("Name or service not known")
+        Path(output_file).write_bytes(files[url])
 
-    monkeypatch.setattr(urllib.request, "urlopen", urlopen)
+    monkeypatch.setattr(datasets, "DOWNLOADER", download)
 
 
 def test_download_goes_to_the_cache_via_a_second_mirror(tmp_path, monkeypatch):

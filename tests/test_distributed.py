@@ -15,19 +15,20 @@ import numpy as np
 import pytest
 
 from metalearn import load_run
-from metalearn.outer import es
+from metalearn.outer import ESConfig
+from metalearn.outer.mesh import make_mesh
 from metalearn.training import checkpoint
 from metalearn.training.config import MetaTrainConfig
 from metalearn.training.loop import MetaTraining, meta_train
 
 ROOT = Path(__file__).resolve().parents[1]
-CONFIG = MetaTrainConfig(population=16, generations=2, episode_length=10, chunk=2, checkpoint_every=1,
+CONFIG = MetaTrainConfig(outer=ESConfig(population=16, chunk=2), generations=2, episode_length=10, checkpoint_every=1,
                          eval_episodes=4, learner="vsml:lstm_size=4,msg_size=2,ticks=1")
 
 
 def config_args(config):
     args = []
-    for key, value in config.to_json().items():
+    for key, value in config.flat().items():
         args += ["--" + key.replace("_", "-"), *(value if isinstance(value, (tuple, list)) else [str(value)])]
     return args
 
@@ -51,7 +52,7 @@ def test_two_processes_match_one_process(devices, tmp_path):
     assert proc.returncode == 0, err[-3000:]
     assert "8 cpu device(s) in 2 processes" in out and "done:" in out
     for name, n in (("1x8", 8), ("1x1", 1)):
-        meta_train(MetaTraining(CONFIG, es.make_mesh(n)), tmp_path / name, progress=False)
+        meta_train(MetaTraining(CONFIG, make_mesh(n)), tmp_path / name, progress=False)
     run = load_run(tmp_path / "2x4")
     assert run.step == 2 and run.steps == [1, 2] and run.info["environment"]["process_count"] == 2
     for name in ("1x8", "1x1"):
@@ -91,6 +92,6 @@ def test_killed_worker_stops_the_launcher_and_resume_finishes(tmp_path):
     assert f"resuming at generation {last}" in out
     assert max(checkpoint.saved_steps(run_dir)) == last + 1
     reference = tmp_path / "uninterrupted"
-    meta_train(MetaTraining(CONFIG.replace(generations=last + 1), es.make_mesh(8)), reference, progress=False)
+    meta_train(MetaTraining(CONFIG.replace(generations=last + 1), make_mesh(8)), reference, progress=False)
     for a, b in zip(params(run_dir), params(reference), strict=True):  # the same numbers as never killed
         np.testing.assert_allclose(a, b, atol=1e-5)

@@ -9,6 +9,8 @@ from evosax.algorithms import Open_ES
 from jax.flatten_util import ravel_pytree
 
 from metalearn.outer import es
+from metalearn.outer.es import ESConfig
+from metalearn.outer.mesh import make_mesh
 
 SIGMA, LR, POP = 0.05, 0.025, 16
 TARGET = {"w": jnp.linspace(-1.0, 1.0, 12).reshape(3, 4), "b": jnp.arange(5.0)}
@@ -25,10 +27,8 @@ def params0():
 
 
 def one_step(num_devices, population=POP, chunk=8):
-    optimizer = optax.adam(LR)
-    step = jax.jit(es.make_es_step(fitness, optimizer, es.make_mesh(num_devices), population, chunk))
-    state = es.ESState(params0(), optimizer.init(params0()))
-    return step(state, jax.random.key(7), jnp.float32(SIGMA), jnp.float32(2.0))
+    outer = ESConfig(population, SIGMA, chunk).build(fitness, optax.adam(LR), make_mesh(num_devices))
+    return jax.jit(outer.step)(outer.init(params0()), jax.random.key(7), jnp.float32(2.0))
 
 
 def test_update_equals_evosax_open_es(devices):
@@ -62,11 +62,10 @@ def test_chunk_size_does_not_change_the_update(devices):
 
 
 def test_es_descends_a_quadratic(devices):
-    optimizer = optax.adam(0.05)
-    step = jax.jit(es.make_es_step(fitness, optimizer, es.make_mesh(8), 32))
-    state = es.ESState(params0(), optimizer.init(params0()))
+    outer = ESConfig(population=32, sigma=0.1).build(fitness, optax.adam(0.05), make_mesh(8))
+    step, state = jax.jit(outer.step), outer.init(params0())
     for g in range(150):
-        state, metrics = step(state, jax.random.key(g), jnp.float32(0.1), jnp.float32(1.0))
+        state, metrics = step(state, jax.random.key(g), jnp.float32(1.0))
     start = fitness(params0(), 1.0)[0]
     assert fitness(state.params, 1.0)[0] < 0.1 * start
 
@@ -101,4 +100,4 @@ def test_population_must_divide_into_pairs_per_device(devices):
 
 def test_too_many_devices_is_a_clear_error(devices):
     with pytest.raises(ValueError, match="xla_force_host_platform_device_count"):
-        es.make_mesh(9)
+        make_mesh(9)

@@ -9,7 +9,8 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from metalearn.outer import es
+from metalearn.outer import ESConfig
+from metalearn.outer.mesh import make_mesh
 from metalearn.training.config import MetaTrainConfig
 from metalearn.rollout.evaluation import evaluate, summary
 from metalearn.rollout.inner_loop import run_episode
@@ -408,13 +409,13 @@ def test_describe_tasks_mentions_every_family_and_dataset():
 
 # --- meta-training over several tasks --------------------------------------------------------------------
 
-TINY = MetaTrainConfig(population=16, episode_length=20, chunk=2, eval_episodes=4,
+TINY = MetaTrainConfig(outer=ESConfig(population=16, chunk=2), episode_length=20, eval_episodes=4,
                        learner="vsml:lstm_size=4,msg_size=2,ticks=1")
 
 
 def test_meta_training_on_two_tasks_compiles_once(devices):
     config = TINY.replace(train_tasks=("digits", "digits:permutations=2"), test_tasks=("digits",))
-    training = MetaTraining(config, es.make_mesh(8))
+    training = MetaTraining(config, make_mesh(8))
     state = training.init()
     for _ in range(3):
         state, metrics = training.generation_step(state, training.train_tasks)
@@ -425,4 +426,4 @@ def test_meta_training_on_two_tasks_compiles_once(devices):
 def test_meta_training_tasks_must_share_a_shape(devices):
     config = TINY.replace(train_tasks=("digits", "digits:dim=100"), test_tasks=("digits",))
     with pytest.raises(ValueError, match="must share one shape.*dim= and num_classes="):
-        MetaTraining(config, es.make_mesh(8))
+        MetaTraining(config, make_mesh(8))

@@ -5,7 +5,8 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from metalearn.rollout.inner_loop import final_part, merge_batch, run_episode
+from metalearn.learners.base import average_states
+from metalearn.rollout.inner_loop import final_part, run_episode
 from metalearn.learners import TaskSpec, make_learner
 from tasks import Episode
 
@@ -50,7 +51,7 @@ def test_inner_batch_copies_learn_their_own_example_then_merge():
 def test_merge_keeps_per_example_entries():
     states = {"w": jnp.arange(6.0).reshape(3, 2), "x_prev": jnp.arange(3.0)[:, None] * jnp.ones((3, 2)),
               "count": jnp.arange(3)}
-    merged = merge_batch(states)
+    merged = average_states(states, keep=("x_prev",))
     np.testing.assert_allclose(merged["w"], jnp.broadcast_to(jnp.array([2.0, 3.0]), (3, 2)))
     np.testing.assert_array_equal(merged["x_prev"], states["x_prev"])
     np.testing.assert_array_equal(merged["count"], states["count"])

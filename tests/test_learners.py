@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 from learner_testing import SPEC, feedback, init, trees_equal
 
-from metalearn.learners import LEARNERS, Feedback, learner_sizes, make_learner
+from metalearn.learners import KNN, LEARNERS, Feedback, learner_sizes, make_learner
 from metalearn.learners.base import tree_size
 
 SPECS = ["vsml", "vsml:hidden=6,ticks=1", "vsml:use_label=false,msg_size=4", "vsml:hidden=6x7", "vsml:hidden=6,per_layer=true",
@@ -69,10 +69,12 @@ def test_hand_designed_learners_ignore_zero_feedback(spec):
     assert not trees_equal(learnable(after_real), learnable(state))
 
 
-def test_defaults_fill_only_fields_a_learner_has():
-    assert make_learner("knn", capacity=300).capacity == 300
-    assert make_learner("knn:capacity=7", capacity=300).capacity == 7  # the spec wins
-    assert make_learner("sgd", capacity=300) == make_learner("sgd")
+def test_knn_keeps_every_example_of_the_episode_unless_told_otherwise():
+    long_episodes = SPEC._replace(episode_length=300)
+    assert learner_sizes(make_learner("knn"), long_episodes) == learner_sizes(make_learner("knn:capacity=300"), SPEC)
+    assert learner_sizes(KNN(capacity=7), long_episodes).state < learner_sizes(KNN(), long_episodes).state
+    with pytest.raises(ValueError, match="k=5 exceeds the 3 examples"):
+        init(make_learner("knn:k=5"), spec=SPEC._replace(episode_length=3))
 
 
 @pytest.mark.parametrize("spec, message", [

@@ -13,14 +13,16 @@ import pytest
 
 from launch import inspect_checkpoint, meta_test
 from metalearn import load_run
-from metalearn.outer import es
+from metalearn.outer import ESConfig
+from metalearn.outer.mesh import make_mesh
 from metalearn.training.config import MetaTrainConfig
 from metalearn.learners import TaskSpec, learner_sizes
 from metalearn.training.loop import MetaTraining, meta_train
 
 ROOT = Path(__file__).resolve().parents[1]
-TINY = MetaTrainConfig(population=16, generations=4, episode_length=20, eval_every=2, eval_episodes=4,
-                       checkpoint_every=2, chunk=2, learner="vsml:lstm_size=4,msg_size=2,ticks=1")
+TINY = MetaTrainConfig(outer=ESConfig(population=16, chunk=2),
+                       generations=4, episode_length=20, eval_every=2, eval_episodes=4, checkpoint_every=2,
+                       learner="vsml:lstm_size=4,msg_size=2,ticks=1")
 
 pytestmark = pytest.mark.slow
 
@@ -28,7 +30,7 @@ pytestmark = pytest.mark.slow
 @pytest.fixture(scope="module")
 def run_dir(tmp_path_factory):
     path = tmp_path_factory.mktemp("runs") / "tiny"
-    meta_train(MetaTraining(TINY, es.make_mesh(8)), path, progress=False)
+    meta_train(MetaTraining(TINY, make_mesh(8)), path, progress=False)
     return path
 
 
@@ -76,7 +78,7 @@ def test_inspect_checkpoint_agrees_with_the_run(run_dir, tmp_path):
     sizes = learner_sizes(run.learner, TaskSpec(64, 10))
     assert info["sizes"]["algorithm"] == sizes.algorithm and info["sizes"]["state"] == sizes.state
     assert sum(p["count"] for p in info["meta_parameters"].values()) == sizes.algorithm
-    assert info["es"]["adam_step"] == 4 and info["environment"]["device_count"] == 8
+    assert info["outer"]["adam_step"] == 4 and info["environment"]["device_count"] == 8
     saved = np.load(export)
     for name, value in run.meta_params.items():
         np.testing.assert_array_equal(saved[name], value)
@@ -122,6 +124,6 @@ def test_half_written_and_corrupted_checkpoints(run_dir, tmp_path, capsys):
 
 def test_task_that_does_not_fit_the_learner(tmp_path, capsys):
     config = TINY.replace(learner="meta_rnn:hidden=4", generations=2, checkpoint_every=2)
-    meta_train(MetaTraining(config, es.make_mesh(8)), tmp_path / "rnn", progress=False)
+    meta_train(MetaTraining(config, make_mesh(8)), tmp_path / "rnn", progress=False)
     assert meta_test.main(["--run", str(tmp_path / "rnn"), "--tasks", "digits:dim=32", "--no-progress"]) == 2
     assert "does not fit" in capsys.readouterr().err

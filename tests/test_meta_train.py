@@ -12,18 +12,20 @@ import jax
 import numpy as np
 import pytest
 
-from metalearn.outer import es
+from metalearn.outer import BackpropConfig, ESConfig
+from metalearn.outer.mesh import make_mesh
 from metalearn.training import checkpoint
 from metalearn.training.config import MetaTrainConfig
 from metalearn.training.loop import MetaTraining, meta_train
 
 ROOT = Path(__file__).resolve().parents[1]
-TINY = MetaTrainConfig(population=16, generations=6, episode_length=20, eval_every=3, eval_episodes=4,
-                       checkpoint_every=3, chunk=2, learner="vsml:lstm_size=4,msg_size=2,ticks=1")
+TINY = MetaTrainConfig(outer=ESConfig(population=16, chunk=2),
+                       generations=6, episode_length=20, eval_every=3, eval_episodes=4, checkpoint_every=3,
+                       learner="vsml:lstm_size=4,msg_size=2,ticks=1")
 
 
 def train(config, run_dir, resume=False):
-    return meta_train(MetaTraining(config, es.make_mesh(8)), run_dir, resume=resume, progress=False)
+    return meta_train(MetaTraining(config, make_mesh(8)), run_dir, resume=resume, progress=False)
 
 
 def leaves(state):
@@ -48,7 +50,7 @@ def tiny_args(run_dir, **overrides):
 
 
 def test_generation_step_compiles_once(devices):
-    training = MetaTraining(TINY, es.make_mesh(8))
+    training = MetaTraining(TINY, make_mesh(8))
     state = training.init()
     for _ in range(3):
         state, _ = training.generation_step(state, training.train_tasks)
@@ -91,7 +93,7 @@ def test_sigkill_mid_run_resumes_from_the_last_checkpoint(devices, tmp_path):
     assert [m["generation"] for m in log] == list(range(1, last + 3))  # every generation exactly once
 
     reference = train(TINY.replace(generations=last + 2, checkpoint_every=2), tmp_path / "reference")
-    template = MetaTraining(TINY, es.make_mesh(8)).init()
+    template = MetaTraining(TINY, make_mesh(8)).init()
     restored = checkpoint.restore(run_dir, last + 2, template)
     for a, b in zip(leaves(reference), leaves(restored)):
         np.testing.assert_allclose(a, b, atol=1e-6)
@@ -121,15 +123,15 @@ def test_cli_refuses_to_overwrite_a_run_without_resume(tmp_path):
 
 
 def test_backprop_outer_optimizer_trains_through_the_same_loop(devices, tmp_path):
-    config = TINY.replace(outer="backprop", truncation=5, episodes_per_member=8, generations=3, lr=0.01,
+    config = TINY.replace(outer=BackpropConfig(truncation=5), episodes_per_member=8, generations=3, lr=0.01,
                           learner="meta_rnn:hidden=8")
-    training = MetaTraining(config, es.make_mesh(8))
+    training = MetaTraining(config, make_mesh(8))
     state = train(config, tmp_path / "bp")
     log = metrics(tmp_path / "bp")
     assert [m["generation"] for m in log] == [1, 2, 3] and all(np.isfinite(m["grad_norm"]) for m in log)
     assert not np.allclose(leaves(training.init().es.params)[0], leaves(state.es.params)[0])
     with pytest.raises(ValueError, match="does not divide by 8"):
-        bad = MetaTraining(config.replace(episodes_per_member=4), es.make_mesh(8))
+        bad = MetaTraining(config.replace(episodes_per_member=4), make_mesh(8))
         bad.generation_step(bad.init(), bad.train_tasks)
 
 

@@ -51,7 +51,7 @@ def test_points_cross_each_block_once_in_order():
     assert ids == ["vsml__unbounded__s0", "rnn8__unbounded__s0", "vsml__unbounded__s1", "rnn8__unbounded__s1",
                    "rnn8__2__s0", "rnn8__2__s1"]  # rnn8 x unbounded is in both blocks: listed once
     config = sweep.meta_config(sweep.point("rnn8__2__s1"))
-    assert (config.learner, config.outer, config.train_tasks, config.seed) == \
+    assert (config.learner, config.outer.name, config.train_tasks, config.seed) == \
            ("meta_rnn:hidden=8", "backprop", ("digits:permutations=2",), 1)
     assert (config.episodes_per_member, config.lr, config.episode_length) == (4, 0.003, 20)
     assert config.test_tasks == ("digits",)  # progress is monitored on the first unseen task
@@ -87,7 +87,7 @@ def test_presets_are_valid_and_run_the_headline_at_three_seeds():
         assert any(label.startswith("vsml") for label in learners) and any("meta_rnn" in l for l in learners)
     paper = sw.SweepConfig.from_json(PRESETS["paper"])
     vsml = paper.meta_config(paper.points()[0])
-    assert (vsml.population, vsml.episode_length, vsml.sigma, vsml.lr) == (1024, 500, 0.05, 0.025)
+    assert (vsml.outer.population, vsml.episode_length, vsml.outer.sigma, vsml.lr) == (1024, 500, 0.05, 0.025)
     assert paper.tasks[0].spec.startswith("mnist:resize=0")  # 28x28 inputs
 
 

@@ -20,6 +20,7 @@ import time
 from pathlib import Path
 from typing import Any
 
+from metalearn.outer import outer_fields
 from metalearn.training.config import MetaTrainConfig
 
 BASELINES_JOB = "baselines"
@@ -142,16 +143,16 @@ class SweepConfig:
         """The meta-training config of a point; progress is monitored on `monitor` (default: the first
         unseen task; `run_point` passes the first one whose data is available)."""
         fields = {**self.base, **point.learner.overrides}
-        known = {f.name for f in dataclasses.fields(MetaTrainConfig)}
+        known = {f.name for f in dataclasses.fields(MetaTrainConfig)} | outer_fields(point.learner.outer)
         owned = {"learner", "outer", "train_tasks", "test_tasks", "seed"}
         bad = set(fields) - (known - owned)
         if bad:
             raise ValueError(f"sweep {self.name!r}: {sorted(bad)} cannot be set in base or overrides "
                              f"(known: {sorted(known - owned)}; learner, outer, tasks and seed come from the grid)")
-        return MetaTrainConfig(**fields, learner=point.learner.learner, outer=point.learner.outer,
-                               train_tasks=(point.task.spec,),
-                               test_tasks=(monitor or next(iter(self.unseen.values())),),
-                               seed=point.seed)
+        return MetaTrainConfig.from_flat({**fields, "learner": point.learner.learner, "outer": point.learner.outer,
+                                          "train_tasks": (point.task.spec,),
+                                          "test_tasks": (monitor or next(iter(self.unseen.values())),),
+                                          "seed": point.seed})
 
     def to_json(self) -> dict:
         return dataclasses.asdict(self)
@@ -227,7 +228,7 @@ def _scorer(sweep: SweepConfig, episode_length: int, key_constant: int):
 
 def run_point(sweep_dir: Path, point_id: str, progress: bool = False) -> dict:
     """Meta-train one point on one device (resuming its checkpoints), meta-test it, write result.json."""
-    from metalearn.outer import es
+    from metalearn.outer.mesh import make_mesh
     from metalearn.learners import learner_sizes, step_flops
     from metalearn.training.loop import MetaTraining, meta_train
     from metalearn.experiments.report import read_metrics
@@ -243,7 +244,7 @@ def run_point(sweep_dir: Path, point_id: str, progress: bool = False) -> dict:
     config = sweep.meta_config(point, monitor=available[0])
     run_dir = point_dir(sweep_dir, point_id) / "run"
     tic = time.perf_counter()
-    training = MetaTraining(config, es.make_mesh(1))
+    training = MetaTraining(config, make_mesh(1))
     state = meta_train(training, run_dir, resume=True, progress=progress)
     params = state.es.params
     score = _scorer(sweep, config.episode_length, EVAL_KEY)
@@ -273,19 +274,16 @@ def run_baselines(sweep_dir: Path) -> dict:
     tune_task = load_task(widest.spec).train
     tune, score = _scorer(sweep, length, TUNE_KEY), _scorer(sweep, length, EVAL_KEY)
     unseen = load_unseen(sweep)
-    task_spec = TaskSpec(tune_task.input_size, tune_task.num_classes)
-
-    def make(spec: str, task):  # kNN keeps every example of an episode: its capacity is the episode's length
-        return make_learner(spec, capacity=task.episode_length(length))
+    task_spec = TaskSpec(tune_task.input_size, tune_task.num_classes, tune_task.episode_length(length))
 
     out = {"tuned_on": widest.spec}
     for name, specs in sweep.baselines.items():
-        options = {spec: tune(make(spec, tune_task), {}, tune_task)["acc"] for spec in specs}
+        options = {spec: tune(make_learner(spec), {}, tune_task)["acc"] for spec in specs}
         best = max(options, key=lambda spec: -math.inf if math.isnan(options[spec]) else options[spec])
-        learner = make(best, tune_task)
+        learner = make_learner(best)
         sizes = learner_sizes(learner, task_spec)
         scores = {"meta_train": score(learner, {}, tune_task),
-                  **_score_unseen(unseen, lambda task: score(make(best, task), {}, task))}
+                  **_score_unseen(unseen, lambda task: score(learner, {}, task))}
         out[name] = {"spec": best, "tuning_acc": options, "algorithm_size": sizes.algorithm,
                      "state_size": sizes.state, "flops_per_step": step_flops(learner, task_spec), "scores": scores}
     write_json_atomic(Path(sweep_dir) / "baselines.json", out)

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import dataclasses
-
 from metalearn.learners.base import (Feedback, Learner, Sizes, TaskSpec, check_task_fits, learner_sizes,
                                      step_flops)
 from metalearn.learners.class_mean import ClassMean
@@ -19,19 +17,12 @@ from tasks.spec import build, split_spec
 LEARNERS = {cls.name: cls for cls in (VSML, MetaRNN, LowRankRNN, OnlineSGD, OnlineAdam, OnlineMLP, KNN, ClassMean)}
 
 
-def make_learner(spec: str, **defaults) -> Learner:
-    """'vsml:ticks=1' -> VSML(ticks=1). Errors name the known learners or the valid options.
-
-    `defaults` fill fields the spec leaves out, where the learner has them (e.g. capacity=episode length
-    for kNN); the spec always wins.
-    """
+def make_learner(spec: str) -> Learner:
+    """'vsml:ticks=1' -> VSML(ticks=1). Errors name the known learners or the valid options."""
     name, options = split_spec(spec)
     if name not in LEARNERS:
         raise ValueError(f"unknown learner {name!r}; known learners: {', '.join(sorted(LEARNERS))}")
-    cls = LEARNERS[name]
-    fields = {f.name for f in dataclasses.fields(cls)}
-    options = {**{k: str(v) for k, v in defaults.items() if k in fields}, **options}
-    return build(cls, options, f"learner {name!r}")
+    return build(LEARNERS[name], options, f"learner {name!r}")
 
 
 __all__ = [

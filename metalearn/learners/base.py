@@ -5,9 +5,11 @@ A learner is a frozen (hashable, by-value) dataclass of hyper-parameters with th
 - `init_meta_params(key, spec)` -> the *algorithm*: parameters shared by every task (empty for
   hand-designed learners);
 - `init_state(meta_params, key, spec)` -> the *learnable state* of one task (fast weights, LSTM states,
-  stored examples);
+  stored examples); `spec.episode_length` says how many examples the episode brings (kNN keeps them all);
 - `step(meta_params, state, x, feedback)` -> (state, logits): first absorb the feedback for the previous
-  prediction, then predict the label of `x`.
+  prediction, then predict the label of `x`;
+- `merge(states)` -> states: the rule for an inner batch, B state copies (leading axis B) that each learnt
+  from their own example, merged into one state broadcast back to B copies (`MeanMerge`: the average).
 
 Feedback arrives one step late because the inner loop predicts, is scored, and only then reveals the
 answer. A zero feedback (as at t=0 or in a query phase) carries no information and must leave a
@@ -17,7 +19,7 @@ hand-designed learner unchanged.
 from __future__ import annotations
 
 import math
-from typing import Any, NamedTuple, Protocol
+from typing import Any, ClassVar, NamedTuple, Protocol
 
 import chex
 import jax
@@ -27,10 +29,12 @@ PyTree = Any
 
 
 class TaskSpec(NamedTuple):
-    """The shapes a learner is built for."""
+    """The shapes a learner is built for, and the length of the episodes its state lives through (only
+    the state may depend on it: meta-parameters must fit every length)."""
 
     input_size: int
     num_classes: int
+    episode_length: int = 100  # examples per episode (the inner loop sets the real one)
 
 
 class Feedback(NamedTuple):
@@ -62,6 +66,28 @@ class Learner(Protocol):
     def step(
         self, meta_params: PyTree, state: PyTree, x: chex.Array, feedback: Feedback
     ) -> tuple[PyTree, chex.Array]: ...
+
+    def merge(self, states: PyTree) -> PyTree: ...
+
+
+def average_states(states: PyTree, keep: tuple[str, ...] = ()) -> PyTree:
+    """Average the float leaves of B state copies over the batch axis, except entries named in `keep`
+    (what one copy last saw) and non-float leaves (counters), which stay per copy."""
+    def merge(path, leaf):
+        if any(getattr(k, "key", None) in keep for k in path) or not jnp.issubdtype(leaf.dtype, jnp.floating):
+            return leaf
+        return jnp.broadcast_to(leaf.mean(0), leaf.shape)
+
+    return jax.tree_util.tree_map_with_path(merge, states)
+
+
+class MeanMerge:
+    """Inner batches average the state copies (for online SGD: minibatch SGD), keeping `per_example`."""
+
+    per_example: ClassVar[tuple[str, ...]] = ("x_prev",)
+
+    def merge(self, states: PyTree) -> PyTree:
+        return average_states(states, self.per_example)
 
 
 def tree_size(tree: PyTree) -> int:
@@ -107,7 +133,7 @@ def check_task_fits(learner: Learner, meta_params: PyTree, task) -> None:
 
     VSML's meta-parameters fit any input and output size; a meta-RNN's are tied to the shapes it was
     meta-trained on."""
-    spec = TaskSpec(task.input_size, task.num_classes)
+    spec = TaskSpec(task.input_size, task.num_classes)  # meta-parameters do not depend on the length
     expected = jax.eval_shape(lambda k: learner.init_meta_params(k, spec), jax.random.key(0))
     shapes = lambda tree: jax.tree.map(lambda x: tuple(x.shape), tree)  # noqa: E731
     if shapes(expected) != shapes(meta_params):

@@ -8,11 +8,11 @@ from typing import ClassVar
 import chex
 import jax.numpy as jnp
 
-from metalearn.learners.base import Feedback, PyTree, TaskSpec
+from metalearn.learners.base import Feedback, MeanMerge, PyTree, TaskSpec
 
 
 @dataclasses.dataclass(frozen=True)
-class ClassMean:
+class ClassMean(MeanMerge):
     name: ClassVar[str] = "class_mean"
 
     def size_formula(self, spec: TaskSpec) -> tuple[int, int]:

@@ -38,11 +38,12 @@ import chex
 import jax
 import jax.numpy as jnp
 
-from metalearn.learners.base import Feedback, PyTree, TaskSpec
+from metalearn.learners.base import Feedback, MeanMerge, PyTree, TaskSpec
+from metalearn.learners.lstm import gate_bias, lstm_cell
 
 
 @dataclasses.dataclass(frozen=True)
-class LowRankRNN:
+class LowRankRNN(MeanMerge):
     units: int = 256  # LSTM cells: the state is 2 * units floats
     rank: int = 4  # rank of every weight matrix; 0 = full matrices
     groups: int = 0  # units share weights in this many groups; 0 = every unit has its own weights
@@ -87,7 +88,7 @@ class LowRankRNN:
         params = {
             "w_in": self._matrix(k_in, spec.input_size + 2 * c, 4 * n),
             "w_rec": self._matrix(k_rec, n, 4 * n),
-            "b": jnp.zeros((4 * n,)).at[n : 2 * n].set(1.0),  # forget-gate bias 1: remember by default
+            "b": gate_bias(n),
             "w_out": self._matrix(k_out, n, c),
             "b_out": jnp.zeros((c,)),
         }
@@ -109,9 +110,7 @@ class LowRankRNN:
         shared = self._mul(inputs, p["w_in"]) + p["b"]  # [4n], broadcast over the members
         if self.groups:
             shared = shared + self._mul(state["h"].mean(axis=0), p["w_mix"])
-        i, f, g, o = jnp.split(shared + self._mul(state["h"], p["w_rec"]), 4, axis=-1)  # each [M, n]
-        c = jax.nn.sigmoid(f) * state["c"] + jax.nn.sigmoid(i) * jnp.tanh(g)
-        h = jax.nn.sigmoid(o) * jnp.tanh(c)
+        h, c = lstm_cell(shared + self._mul(state["h"], p["w_rec"]), state["c"])  # each [M, n]
         return {"h": h, "c": c}, self._mul(h.mean(axis=0), p["w_out"]) + p["b_out"]
 
     def size_formula(self, spec: TaskSpec) -> tuple[int, int]:

@@ -20,11 +20,12 @@ import chex
 import jax
 import jax.numpy as jnp
 
-from metalearn.learners.base import Feedback, PyTree, TaskSpec
+from metalearn.learners.base import Feedback, MeanMerge, PyTree, TaskSpec
+from metalearn.learners.lstm import gate_bias, lstm_cell
 
 
 @dataclasses.dataclass(frozen=True)
-class MetaRNN:
+class MetaRNN(MeanMerge):
     hidden: int = 128
     name: ClassVar[str] = "meta_rnn"
 
@@ -35,7 +36,7 @@ class MetaRNN:
         return {
             "w_in": normal(k_in, (spec.input_size + 2 * spec.num_classes, 4 * h)),
             "w_rec": normal(k_rec, (h, 4 * h)),
-            "b": jnp.zeros((4 * h,)).at[h : 2 * h].set(1.0),  # forget-gate bias 1: remember by default
+            "b": gate_bias(h),
             "w_out": normal(k_out, (h, spec.num_classes)),
             "b_out": jnp.zeros((spec.num_classes,)),
         }
@@ -48,9 +49,7 @@ class MetaRNN:
     ) -> tuple[PyTree, chex.Array]:
         p = meta_params
         inputs = jnp.concatenate([x, feedback.error, feedback.label])
-        i, f, g, o = jnp.split(inputs @ p["w_in"] + state["h"] @ p["w_rec"] + p["b"], 4)
-        c = jax.nn.sigmoid(f) * state["c"] + jax.nn.sigmoid(i) * jnp.tanh(g)
-        h = jax.nn.sigmoid(o) * jnp.tanh(c)
+        h, c = lstm_cell(inputs @ p["w_in"] + state["h"] @ p["w_rec"] + p["b"], state["c"])
         return {"h": h, "c": c}, h @ p["w_out"] + p["b_out"]
 
     def size_formula(self, spec: TaskSpec) -> tuple[int, int]:

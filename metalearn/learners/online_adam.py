@@ -21,11 +21,11 @@ import jax
 import jax.numpy as jnp
 import optax
 
-from metalearn.learners.base import Feedback, PyTree, TaskSpec
+from metalearn.learners.base import Feedback, MeanMerge, PyTree, TaskSpec
 
 
 @dataclasses.dataclass(frozen=True)
-class OnlineAdam:
+class OnlineAdam(MeanMerge):
     lr: float = 0.01
     b1: float = 0.9
     b2: float = 0.999

@@ -20,7 +20,7 @@ import chex
 import jax
 import jax.numpy as jnp
 
-from metalearn.learners.base import Feedback, PyTree, TaskSpec
+from metalearn.learners.base import Feedback, MeanMerge, PyTree, TaskSpec
 
 
 def _forward(params: PyTree, x: chex.Array) -> chex.Array:
@@ -28,7 +28,7 @@ def _forward(params: PyTree, x: chex.Array) -> chex.Array:
 
 
 @dataclasses.dataclass(frozen=True)
-class OnlineMLP:
+class OnlineMLP(MeanMerge):
     hidden: int = 64
     lr: float = 0.1
     name: ClassVar[str] = "mlp_sgd"

@@ -13,11 +13,11 @@ from typing import ClassVar
 import chex
 import jax.numpy as jnp
 
-from metalearn.learners.base import Feedback, PyTree, TaskSpec
+from metalearn.learners.base import Feedback, MeanMerge, PyTree, TaskSpec
 
 
 @dataclasses.dataclass(frozen=True)
-class OnlineSGD:
+class OnlineSGD(MeanMerge):
     lr: float = 0.1
     name: ClassVar[str] = "sgd"
 

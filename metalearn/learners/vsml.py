@@ -37,11 +37,12 @@ import chex
 import jax
 import jax.numpy as jnp
 
-from metalearn.learners.base import Feedback, PyTree, TaskSpec
+from metalearn.learners.base import Feedback, MeanMerge, PyTree, TaskSpec
+from metalearn.learners.lstm import gate_bias, lstm_cell
 
 
 @dataclasses.dataclass(frozen=True)
-class VSML:
+class VSML(MeanMerge):
     lstm_size: int = 16
     msg_size: int = 8
     hidden: tuple[int, ...] = ()  # hidden layer widths; () is a single dense layer
@@ -52,6 +53,10 @@ class VSML:
     per_layer: bool = False  # one set of LSTM and message parameters per layer instead of one for all
     backward: bool = True  # pass backward messages between layers (False: only the output layer sees errors)
     name: ClassVar[str] = "vsml"
+    # Inner batches average the LSTM states and keep each copy's remembered forward messages. (The reference
+    # code, vsml-neurips2021 models.py `_merge_layer_states`, averages only the first half of every LSTM
+    # state vector and keeps the other half per copy.)
+    per_example: ClassVar[tuple[str, ...]] = ("fwd_in",)
 
     def __post_init__(self):
         if self.msg_size < 2:
@@ -74,12 +79,11 @@ class VSML:
         n, m = self.lstm_size, self.msg_size
         k = jax.random.split(key, 5)
         normal = jax.nn.initializers.lecun_normal()
-        gate_bias = jnp.zeros((4 * n,)).at[n : 2 * n].set(1.0)  # forget-gate bias 1: remember by default
         return {
             "w_fwd": normal(k[0], (m, 4 * n)),
             "w_bwd": normal(k[1], (m, 4 * n)),
             "w_h": normal(k[2], (n, 4 * n)),
-            "b": gate_bias,
+            "b": gate_bias(n),
             "fwd_head": normal(k[3], (n, m)),
             "fwd_head_b": jnp.zeros((m,)),
             "bwd_head": normal(k[4], (n, m)),
@@ -111,9 +115,7 @@ class VSML:
             drive = drive + (bwd_in @ p["w_bwd"])[None, :, :]  # [A, B, 4N]
         h, c = layer["h"], layer["c"]
         for _ in range(self.ticks):
-            i, f, g, o = jnp.split(drive + h @ p["w_h"], 4, axis=-1)
-            c = jax.nn.sigmoid(f) * c + jax.nn.sigmoid(i) * jnp.tanh(g)
-            h = jax.nn.sigmoid(o) * jnp.tanh(c)
+            h, c = lstm_cell(drive + h @ p["w_h"], c)
         return {**layer, "h": h, "c": c}
 
     def _backward(self, p: PyTree, layers: list, feedback: Feedback) -> list:

@@ -7,53 +7,50 @@ every device then rebuilds the same gradient estimate from the gathered fitness 
 pair by pair. No (population x parameters) matrix ever exists: memory is O(chunk x parameters).
 
 The estimate matches evosax's `Open_ES.tell` (antithetic sampling, centered ranks in [-0.5, 0.5],
-grad = sum_j shaped_j z_j / (P sigma)) so the outer optimizer is interchangeable (optax).
+grad = sum_j shaped_j z_j / (P sigma)), and any optax transformation applies it.
 """
 
 from __future__ import annotations
 
-from typing import Callable, NamedTuple
+import dataclasses
+from typing import ClassVar
 
 import chex
 import jax
 import jax.numpy as jnp
-import numpy as np
 import optax
 from evosax.core.fitness_shaping import centered_rank_fitness_shaping_fn
-from jax.sharding import Mesh, NamedSharding, PartitionSpec as P
+from jax.sharding import Mesh, PartitionSpec as P
 
-from metalearn.learners.base import PyTree
-
-AXIS = "population"
-
-# fitness_fn(member_params, data) -> (fitness to minimise, accuracy) of one population member; `data`
-# (this generation's episodes, say) is the same for every member and every device.
-FitnessFn = Callable[[PyTree, PyTree], tuple[chex.Array, chex.Array]]
+from metalearn.learners.base import Learner, PyTree
+from metalearn.outer.base import (AXIS, FitnessFn, OuterMetrics, OuterOptimizer, OuterState, apply_gradient,
+                                  optax_init)
 
 
-class ESState(NamedTuple):
-    params: PyTree  # the search distribution's mean: the meta-parameters
-    opt_state: optax.OptState
+@dataclasses.dataclass(frozen=True)
+class ESConfig:
+    """Seed-shared OpenAI-ES: `population` members (antithetic pairs) with noise std `sigma`; `chunk` pairs
+    are evaluated at once per device (bounds memory, not the result)."""
 
+    population: int = 128
+    sigma: float = 0.05
+    chunk: int = 8
+    name: ClassVar[str] = "es"
 
-class ESMetrics(NamedTuple):
-    fitness: chex.Array  # [P] raw fitness, members ordered [+pairs..., -pairs...] as in evosax
-    accuracy: chex.Array  # [P]
-    grad_norm: chex.Array
+    def __post_init__(self):
+        if self.population < 1 or self.chunk < 1:
+            raise ValueError(f"es: population and chunk must be at least 1, got {self.population}, {self.chunk}")
+        if not self.sigma > 0:
+            raise ValueError(f"es: sigma must be positive, got {self.sigma}")
 
+    def build(self, fitness_fn: FitnessFn, optimizer: optax.GradientTransformation, mesh: Mesh) -> OuterOptimizer:
+        return make(self, fitness_fn, optimizer, mesh)
 
-def make_mesh(num_devices: int) -> Mesh:
-    """A 1-D mesh over the first `num_devices` devices; the population is sharded along it."""
-    available = jax.devices()
-    if num_devices < 1 or num_devices > len(available):
-        raise ValueError(
-            f"asked for {num_devices} devices but {len(available)} {available[0].platform.upper()} "
-            f"device(s) are present. Use --devices {len(available)} or fewer; to try several devices on a "
-            f"CPU-only machine, fake them with XLA_FLAGS=--xla_force_host_platform_device_count=8 set "
-            f"before Python starts (e.g. `XLA_FLAGS=--xla_force_host_platform_device_count=8 python "
-            f"launch/meta_train.py --devices 8`)."
-        )
-    return Mesh(available[:num_devices], (AXIS,))
+    def wrap(self, learner: Learner) -> Learner:
+        return learner  # ES only evaluates episodes
+
+    def check(self, num_devices: int, episodes: int) -> None:
+        check_population(self.population, num_devices)
 
 
 def check_population(population: int, num_devices: int) -> None:
@@ -107,16 +104,16 @@ def es_gradient(key: chex.PRNGKey, fitness: chex.Array, template: PyTree, sigma:
     return jax.tree.map(lambda g: g / (population * sigma), grad)
 
 
-def make_es_step(fitness_fn: FitnessFn, optimizer: optax.GradientTransformation, mesh: Mesh,
-                 population: int, chunk: int = 8):
-    """Build `es_step(state, key, sigma, data) -> (state, metrics)`, one generation, for use inside jit.
+def make(config: ESConfig, fitness_fn: FitnessFn, optimizer: optax.GradientTransformation,
+         mesh: Mesh) -> OuterOptimizer:
+    """ES as an `OuterOptimizer`; `step(state, key, data)` is one generation, for use inside jit.
 
     `fitness_fn(member_params, data)` must be pure; `data` is replicated, so every device agrees on every
-    member's fitness.
+    member's fitness. Metrics hold one entry per member, ordered [+pairs..., -pairs...] as in evosax.
     """
-    num_devices = mesh.devices.size
-    check_population(population, num_devices)
-    pairs_per_device = population // 2 // num_devices
+    num_devices, chunk = mesh.devices.size, config.chunk
+    check_population(config.population, num_devices)
+    pairs_per_device = config.population // 2 // num_devices
 
     def evaluate_block(params, key, sigma, data):
         first = jax.lax.axis_index(AXIS) * pairs_per_device
@@ -132,34 +129,11 @@ def make_es_step(fitness_fn: FitnessFn, optimizer: optax.GradientTransformation,
     evaluate = jax.shard_map(evaluate_block, mesh=mesh, in_specs=(P(), P(), P(), P()), out_specs=(P(), P()),
                              check_vma=False)
 
-    def es_step(state: ESState, key: chex.PRNGKey, sigma: chex.Array, data: PyTree) -> tuple[ESState, ESMetrics]:
+    def step(state: OuterState, key: chex.PRNGKey, data: PyTree) -> tuple[OuterState, OuterMetrics]:
+        sigma = jnp.float32(config.sigma)
         fit, acc = evaluate(state.params, key, sigma, data)  # [P/2, 2]: column 0 = +eps, column 1 = -eps
         fitness, accuracy = fit.T.reshape(-1), acc.T.reshape(-1)
         grad = es_gradient(key, fitness, state.params, sigma, chunk)
-        updates, opt_state = optimizer.update(grad, state.opt_state, state.params)
-        params = optax.apply_updates(state.params, updates)
-        return ESState(params, opt_state), ESMetrics(fitness, accuracy, optax.tree.norm(grad))
+        return apply_gradient(optimizer, state, grad), OuterMetrics(fitness, accuracy, optax.tree.norm(grad))
 
-    return es_step
-
-
-def replicate(tree: PyTree, mesh: Mesh) -> PyTree:
-    """Place a pytree on every device of the mesh (params and optimizer state are replicated).
-
-    With several processes (jax.distributed) the mesh spans devices this process cannot address: every
-    process passes its own identical host-local copy, and each fills its own devices' replicas from it
-    (no cross-process transfer, no equality check)."""
-    sharding = NamedSharding(mesh, P())
-    if jax.process_count() == 1:
-        return jax.device_put(tree, sharding)
-    return jax.tree.map(lambda x: _global_replica(x, sharding), tree)
-
-
-def _global_replica(x, sharding: NamedSharding) -> jax.Array:
-    if isinstance(x, jax.Array) and not x.is_fully_addressable:  # already global: at most a reshard
-        return x if x.sharding == sharding else jax.device_put(x, sharding)
-    if isinstance(x, jax.Array) and jax.dtypes.issubdtype(x.dtype, jax.dtypes.prng_key):
-        impl = jax.random.key_impl(x)
-        return jax.random.wrap_key_data(_global_replica(jax.random.key_data(x), sharding), impl=impl)
-    host = np.asarray(x)
-    return jax.make_array_from_callback(host.shape, sharding, lambda index: host[index])
+    return OuterOptimizer(optax_init(optimizer), step)

@@ -25,16 +25,12 @@ def run_episode(learner: Learner, meta_params: PyTree, key: chex.PRNGKey, episod
     """Unroll `learner` over `episode` with `lax.scan`; `key` draws its initial learnable state.
 
     With `batch` B > 1 the episode is consumed B examples per step: each of B copies of the state absorbs
-    the feedback on its own previous example and predicts its next one, then the copies' states are averaged
-    (`merge_batch`), VSML's rule for inner batches (for online SGD: minibatch SGD).
+    the feedback on its own previous example and predicts its next one, then the copies' states are merged
+    by the learner's own rule (`learner.merge`: VSML's average, for online SGD minibatch SGD; kNN refuses).
     """
-    spec = TaskSpec(episode.x.shape[-1], num_classes)
-    state = learner.init_state(meta_params, key, spec)
     length = episode.y.shape[0]
+    state = learner.init_state(meta_params, key, TaskSpec(episode.x.shape[-1], num_classes, length))
     if batch > 1:
-        if not getattr(learner, "mergeable", True):
-            raise ValueError(f"{learner.name} keeps per-example memory that averaging would destroy; "
-                             f"use an inner batch of 1 with it")
         if length % batch:
             raise ValueError(f"episode length {length} does not divide into inner batches of {batch}")
         state = jax.tree.map(lambda leaf: jnp.broadcast_to(leaf, (batch, *jnp.shape(leaf))), state)
@@ -43,7 +39,7 @@ def run_episode(learner: Learner, meta_params: PyTree, key: chex.PRNGKey, episod
         if batch == 1:
             return learner.step(meta_params, state, x, feedback)
         states, logits = jax.vmap(learner.step, (None, 0, 0, 0))(meta_params, state, x, feedback)
-        return merge_batch(states), logits
+        return learner.merge(states), logits
 
     def step(carry, example):
         state, feedback = carry
@@ -62,18 +58,17 @@ def run_episode(learner: Learner, meta_params: PyTree, key: chex.PRNGKey, episod
     return EpisodeResult(loss.reshape(length), correct.reshape(length))
 
 
-# State entries that hold what one copy last saw: they stay per example when a batch's states merge.
-PER_EXAMPLE = ("x_prev", "fwd_in")
-
-
-def merge_batch(states: PyTree) -> PyTree:
-    """Average the float leaves of B state copies over the batch axis, except the per-example entries."""
-    def merge(path, leaf):
-        if any(getattr(k, "key", None) in PER_EXAMPLE for k in path) or not jnp.issubdtype(leaf.dtype, jnp.floating):
-            return leaf
-        return jnp.broadcast_to(leaf.mean(0), leaf.shape)
-
-    return jax.tree_util.tree_map_with_path(merge, states)
+def mean_fitness(learner: Learner, meta_params: PyTree, data: tuple, num_classes: int, batch: int = 1
+                 ) -> tuple[chex.Array, chex.Array]:
+    """The meta-training fitness: mean cross-entropy (to minimise) and accuracy over `data`, a tuple over
+    tasks of (init_keys [E], episodes [E, T, ...]), averaged over each task's episodes, then over tasks."""
+    losses, accs = [], []
+    for init_keys, episodes in data:
+        result = jax.vmap(lambda k, ep: run_episode(learner, meta_params, k, ep, num_classes, batch))(
+            init_keys, episodes)
+        losses.append(result.loss.mean())
+        accs.append(result.correct.mean())
+    return jnp.mean(jnp.stack(losses)), jnp.mean(jnp.stack(accs))
 
 
 def final_part(values: chex.Array, fraction: float = 0.2) -> chex.Array:

@@ -1,7 +1,7 @@
 """One ES run over several processes on JAX's own distributed runtime (jax.distributed).
 
 Every process runs the same program on identical, host-local data: the config, the tasks and the initial
-state. Their devices form one global mesh (`es.make_mesh` uses `jax.devices()`, which after `initialize` lists
+state. Their devices form one global mesh (`outer.mesh.make_mesh` uses `jax.devices()`, which after `initialize` lists
 every process's devices); the population is sharded over it and only fitness scalars cross processes (gloo
 on CPU). Everything the loop reads back is fully replicated, so each process takes the same decisions;
 only process 0 writes files other than checkpoints (orbax coordinates those itself).

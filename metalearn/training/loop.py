@@ -1,4 +1,4 @@
-"""Meta-training: task sampler -> inner loop -> fitness -> seed-shared ES gradient -> optax -> checkpoint.
+"""Meta-training: task sampler -> inner loop -> fitness -> outer optimizer (ES, backprop) -> checkpoint.
 
 `MetaTraining` wires the pieces for one config and device mesh and exposes jitted, pure functions; the
 loop in `meta_train` owns the side effects (metrics file, checkpoints, progress bar).
@@ -19,17 +19,17 @@ import numpy as np
 import optax
 from jax.sharding import Mesh
 
-from metalearn.outer import backprop, es
-from metalearn.training import checkpoint, distributed
-from metalearn.outer.backprop import truncate
-from metalearn.training.config import MetaTrainConfig
-from metalearn.rollout.evaluation import Evaluation, evaluate, summary
-from metalearn.rollout.inner_loop import run_episode
+from metalearn.experiments.report import plot_training, read_metrics
 from metalearn.learners import TaskSpec, check_task_fits, make_learner
 from metalearn.learners.base import PyTree
-from metalearn.experiments.report import plot_training, read_metrics
+from metalearn.outer import OuterMetrics, OuterState
+from metalearn.outer.mesh import replicate
+from metalearn.rollout.evaluation import Evaluation, evaluate, summary
+from metalearn.rollout.inner_loop import mean_fitness
+from metalearn.training import checkpoint, distributed
+from metalearn.training.config import MetaTrainConfig
 from metalearn.training.run import write_run_info
-from tasks import Task, load_task
+from tasks import Task, check_same_shape, load_task
 
 EVAL_KEY = 1  # fold-in constant: the meta-test episodes are the same at every evaluation of a run
 
@@ -37,7 +37,7 @@ EVAL_KEY = 1  # fold-in constant: the meta-test episodes are the same at every e
 class RunState(NamedTuple):
     """Everything a checkpoint holds besides the config."""
 
-    es: es.ESState
+    es: OuterState  # the outer optimizer's state (the name is kept: checkpoints store it under 'es')
     generation: chex.Array  # completed generations
     key: chex.Array  # raw key data of the run key; generation g uses fold_in(run key, g)
 
@@ -54,45 +54,34 @@ class MetaTraining:
         self.learner = make_learner(config.learner)
         self.train_tasks = tuple(train_tasks or (load_task(s).train for s in config.train_tasks))
         self.test_tasks = tuple(test_tasks or (load_task(s).test for s in config.test_tasks))
-        self.spec = TaskSpec(self.train_tasks[0].input_size, self.train_tasks[0].num_classes)
-        for task in self.train_tasks[1:]:
-            if (task.input_size, task.num_classes) != self.spec:
-                raise ValueError(f"meta-training tasks must share one shape, but {task.name!r} has "
-                                 f"{task.input_size} inputs and {task.num_classes} classes and "
-                                 f"{self.train_tasks[0].name!r} {self.spec.input_size} and {self.spec.num_classes}; "
-                                 f"use dim= and num_classes= options to make them agree.")
+        first = self.train_tasks[0]
+        self.spec = TaskSpec(first.input_size, first.num_classes, first.episode_length(config.episode_length))
+        check_same_shape({f"meta-training task {i} ({task.name!r})": task for i, task in enumerate(self.train_tasks)})
         template = jax.eval_shape(lambda k: self.learner.init_meta_params(k, self.spec), jax.random.key(0))
         for task in self.test_tasks:
             check_task_fits(self.learner, template, task)
-        if jax.process_count() > 1:  # several processes: the tasks' arrays become global, replicated arrays
-            self.train_tasks, self.test_tasks = es.replicate((self.train_tasks, self.test_tasks), mesh)
+        config.outer.check(mesh.devices.size, config.episodes_per_member)
+        # the tasks' arrays go to every device once per run (global arrays with several processes)
+        self.train_tasks, self.test_tasks = replicate((self.train_tasks, self.test_tasks), mesh)
         self.optimizer = optax.adam(config.lr)
-        # backprop differentiates through the episode (optionally truncated); ES only evaluates it
-        self._inner_learner = truncate(self.learner, config.truncation) if config.outer == "backprop" else self.learner
-        make_step = backprop.make_backprop_step if config.outer == "backprop" else es.make_es_step
-        self._outer_step = make_step(self._fitness, self.optimizer, mesh, config.population, config.chunk)
-        self.generation_step: Callable[[RunState, tuple], tuple[RunState, es.ESMetrics]] = jax.jit(
+        # the outer optimizer says how the inner loop runs the learner (backprop: truncated, optionally)
+        self._inner_learner = config.outer.wrap(self.learner)
+        self.outer = config.outer.build(self._fitness, self.optimizer, mesh)
+        self.generation_step: Callable[[RunState, tuple], tuple[RunState, OuterMetrics]] = jax.jit(
             self._generation, donate_argnums=0)
         self.evaluate: Callable[[PyTree, Task], Evaluation] = jax.jit(self._evaluate)
 
     def init(self) -> RunState:
         key = jax.random.key(self.config.seed)
         params = self.learner.init_meta_params(jax.random.fold_in(key, 0), self.spec)
-        state = RunState(es.ESState(params, self.optimizer.init(params)), jnp.int32(0), jax.random.key_data(key))
-        return es.replicate(state, self.mesh)
+        state = RunState(self.outer.init(params), jnp.int32(0), jax.random.key_data(key))
+        return replicate(state, self.mesh)
 
     def _fitness(self, params: PyTree, data: tuple) -> tuple[chex.Array, chex.Array]:
-        """Mean cross-entropy (to minimise) and accuracy of one member over this generation's episodes,
-        averaged over the meta-training tasks."""
-        losses, accs = [], []
-        for init_keys, episodes in data:
-            result = jax.vmap(lambda k, ep: run_episode(self._inner_learner, params, k, ep, self.spec.num_classes,
-                                                        self.config.inner_batch))(init_keys, episodes)
-            losses.append(result.loss.mean())
-            accs.append(result.correct.mean())
-        return jnp.mean(jnp.stack(losses)), jnp.mean(jnp.stack(accs))
+        """Mean cross-entropy (to minimise) and accuracy of one member over this generation's episodes."""
+        return mean_fitness(self._inner_learner, params, data, self.spec.num_classes, self.config.inner_batch)
 
-    def _generation(self, state: RunState, tasks: tuple) -> tuple[RunState, es.ESMetrics]:
+    def _generation(self, state: RunState, tasks: tuple) -> tuple[RunState, OuterMetrics]:
         """One outer step. ES: every member is scored on the same episodes of every training task;
         backprop: one gradient step on those episodes, split over devices."""
         cfg = self.config
@@ -103,7 +92,7 @@ class MetaTraining:
         init_keys = jax.random.split(init_key, len(tasks) * per_task).reshape(len(tasks), per_task)
         data = tuple((init_keys[i], jax.vmap(lambda k: task.sample(k, cfg.episode_length))(task_keys[i]))
                      for i, task in enumerate(tasks))
-        new_es, metrics = self._outer_step(state.es, noise_key, jnp.float32(cfg.sigma), data)
+        new_es, metrics = self.outer.step(state.es, noise_key, data)
         return RunState(new_es, state.generation + 1, state.key), metrics
 
     @property
@@ -169,7 +158,7 @@ def meta_train(training: MetaTraining, run_dir: Path, resume: bool = False, prog
     if resume:
         steps = checkpoint.saved_steps(run_dir)
         if steps:
-            state = es.replicate(checkpoint.restore(run_dir, steps[-1], state), mesh)
+            state = replicate(checkpoint.restore(run_dir, steps[-1], state), mesh)
             if main:
                 _truncate_metrics(metrics_path, steps[-1])
     best = -1.0
