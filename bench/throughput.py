@@ -27,10 +27,10 @@ expose_cpu_cores()
 
 import jax  # noqa: E402
 
+from metalearn.learners import step_flops  # noqa: E402
 from metalearn.outer import ESConfig  # noqa: E402
 from metalearn.outer.mesh import make_mesh  # noqa: E402
 from metalearn.training.config import MetaTrainConfig  # noqa: E402
-from metalearn.learners import step_flops  # noqa: E402
 from metalearn.training.loop import MetaTraining  # noqa: E402
 from tasks import DatasetEpisodes, Pool  # noqa: E402
 

@@ -19,10 +19,10 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 import numpy as np  # noqa: E402
 
 from metalearn import load_run  # noqa: E402
-from metalearn.experiments.report import plot_training, read_metrics  # noqa: E402
 from metalearn.learners import TaskSpec, learner_sizes  # noqa: E402
 from metalearn.training import checkpoint  # noqa: E402
 from metalearn.training.config import MetaTrainConfig  # noqa: E402
+from metalearn.training.metrics import plot_training, read_metrics  # noqa: E402
 
 
 def flatten(tree, prefix: str = "") -> dict[str, np.ndarray]:

@@ -24,10 +24,10 @@ expose_cpu_cores()
 import jax  # noqa: E402
 
 from metalearn import load_run  # noqa: E402
-from metalearn.training import checkpoint  # noqa: E402
-from metalearn.rollout.evaluation import evaluate, summary  # noqa: E402
-from metalearn.learners import TaskSpec, check_task_fits, learner_sizes, make_learner, step_flops  # noqa: E402
 from metalearn.experiments.report import format_table, plot_curves, write_results  # noqa: E402
+from metalearn.learners import TaskSpec, check_task_fits, learner_sizes, make_learner, step_flops  # noqa: E402
+from metalearn.rollout.evaluation import evaluate, summary  # noqa: E402
+from metalearn.training import checkpoint  # noqa: E402
 from tasks import load_task  # noqa: E402
 
 DEFAULT_BASELINES = ("sgd", "adam", "mlp_sgd", "knn", "class_mean")

@@ -6,8 +6,8 @@ import numpy as np
 import pytest
 from learner_testing import SPEC, feedback, init
 
-from metalearn.rollout.inner_loop import final_part, run_episode
 from metalearn.learners import KNN, Feedback, MetaRNN, OnlineAdam, OnlineMLP, TaskSpec, learner_sizes, make_learner
+from metalearn.rollout.inner_loop import final_part, run_episode
 from tasks import load_task
 
 

@@ -9,12 +9,12 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
+from metalearn.learners import ClassMean, Feedback, TaskSpec
 from metalearn.outer import ESConfig
 from metalearn.outer.mesh import make_mesh
-from metalearn.training.config import MetaTrainConfig
 from metalearn.rollout.evaluation import evaluate, summary
 from metalearn.rollout.inner_loop import run_episode
-from metalearn.learners import ClassMean, Feedback, TaskSpec
+from metalearn.training.config import MetaTrainConfig
 from metalearn.training.loop import MetaTraining
 from tasks import DATASETS, FAMILIES, Pool, TaskSplit, describe_tasks, load_task
 from tasks.datasets import SHARED_DATA

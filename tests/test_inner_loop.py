@@ -5,9 +5,9 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
+from metalearn.learners import TaskSpec, make_learner
 from metalearn.learners.base import average_states
 from metalearn.rollout.inner_loop import final_part, run_episode
-from metalearn.learners import TaskSpec, make_learner
 from tasks import Episode
 
 

@@ -1,4 +1,4 @@
-"""Conformance of every registered learner: shapes, determinism, sizes, feedback semantics, the registry."""
+"""Conformance of every registered learner: shapes, jit, sizes, feedback semantics, the registry."""
 
 import jax
 import jax.numpy as jnp
@@ -24,14 +24,13 @@ def test_every_registered_learner_is_covered():
 
 
 @pytest.mark.parametrize("spec", SPECS)
-def test_step_shapes_jit_and_determinism(spec):
+def test_step_shapes_and_jit(spec):
     learner = make_learner(spec)
     x = jax.random.normal(jax.random.key(5), (SPEC.input_size,))
     meta, state = init(learner)
     new_state, logits = jax.jit(learner.step)(meta, state, x, feedback(2))
     assert logits.shape == (SPEC.num_classes,) and np.all(np.isfinite(logits))
     assert jax.tree.structure(new_state) == jax.tree.structure(state)
-    assert trees_equal((new_state, logits), jax.jit(learner.step)(*init(learner), x, feedback(2)))  # same key
     np.testing.assert_allclose(learner.step(meta, state, x, feedback(2))[1], logits, rtol=1e-5, atol=1e-5)
 
 

@@ -231,7 +231,7 @@ def run_point(sweep_dir: Path, point_id: str, progress: bool = False) -> dict:
     from metalearn.outer.mesh import make_mesh
     from metalearn.learners import learner_sizes, step_flops
     from metalearn.training.loop import MetaTraining, meta_train
-    from metalearn.experiments.report import read_metrics
+    from metalearn.training.metrics import read_metrics
     from tasks import load_task
 
     sweep = load_sweep(sweep_dir)

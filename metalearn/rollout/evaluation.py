@@ -9,8 +9,8 @@ import chex
 import jax
 import jax.numpy as jnp
 
-from metalearn.rollout.inner_loop import final_part, run_episode
 from metalearn.learners.base import Learner, PyTree
+from metalearn.rollout.inner_loop import final_part, run_episode
 from tasks import Task
 
 Z95 = 1.96  # normal quantile of a two-sided 95% interval

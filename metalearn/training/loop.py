@@ -19,7 +19,6 @@ import numpy as np
 import optax
 from jax.sharding import Mesh
 
-from metalearn.experiments.report import plot_training, read_metrics
 from metalearn.learners import TaskSpec, check_task_fits, make_learner
 from metalearn.learners.base import PyTree
 from metalearn.outer import OuterMetrics, OuterState
@@ -28,6 +27,7 @@ from metalearn.rollout.evaluation import Evaluation, evaluate, summary
 from metalearn.rollout.inner_loop import mean_fitness
 from metalearn.training import checkpoint, distributed
 from metalearn.training.config import MetaTrainConfig
+from metalearn.training.metrics import plot_training, read_metrics
 from metalearn.training.run import write_run_info
 from tasks import Task, check_same_shape, load_task
 

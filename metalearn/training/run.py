@@ -15,10 +15,10 @@ from typing import NamedTuple
 
 import jax
 
-from metalearn.training import checkpoint
-from metalearn.training.config import MetaTrainConfig
 from metalearn.learners import Learner, TaskSpec, make_learner
 from metalearn.learners.base import PyTree
+from metalearn.training import checkpoint
+from metalearn.training.config import MetaTrainConfig
 
 PACKAGES = ("jax", "jaxlib", "flax", "optax", "evosax", "chex", "orbax-checkpoint", "numpy")
 
