@@ -45,7 +45,7 @@ class BackpropConfig:
         return truncate(learner, self.truncation)
 
     def check(self, num_devices: int, episodes: int) -> None:
-        check_episode_count(episodes, num_devices, "episodes")
+        check_episode_count(episodes, num_devices, "each task's batch (episodes_per_member)")
 
 
 def check_episode_count(count: int, num_devices: int, where: str) -> None:
@@ -73,7 +73,7 @@ def make(fitness_fn: FitnessFn, optimizer: optax.GradientTransformation, mesh: M
     """Backprop as an `OuterOptimizer`; `step(state, key, data)` is one gradient step, for use inside jit.
 
     - `fitness_fn(params, data) -> (loss, accuracy)` as for ES, but differentiable; it should *average*
-      over the episode axis of `data` (as `MetaTraining._fitness` does), so that the mean over devices of
+      over the episode axis of `data` (as `rollout.mean_fitness` does), so that the mean over devices of
       the per-shard loss and gradient is the loss and gradient on all episodes.
     - `data`: every leaf has the episode axis first (e.g. a tuple over tasks of (init_keys [E],
       episodes [E, T, ...])); each device takes E / devices consecutive episodes of every leaf. A
