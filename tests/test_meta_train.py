@@ -42,7 +42,7 @@ def cli(*args, timeout=300):
 
 
 def tiny_args(run_dir, **overrides):
-    values = {**TINY.to_json(), **overrides}
+    values = {**TINY.flat(), **overrides}
     args = ["--run-dir", str(run_dir), "--devices", "8"]
     for key, value in values.items():
         args += ["--" + key.replace("_", "-"), *(value if isinstance(value, tuple) else [str(value)])]
