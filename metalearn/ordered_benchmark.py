@@ -11,15 +11,15 @@ only, and XLA then drops the unused predictions, so kNN does not search its memo
 from __future__ import annotations
 
 import time
-from typing import NamedTuple
+from typing import Callable, NamedTuple
 
 import chex
 import jax
 import jax.numpy as jnp
 import numpy as np
 
-from metalearn.learners import Feedback, Learner, TaskSpec, make_learner
-from metalearn.learners.base import PyTree, tree_size
+from metalearn.learners import Feedback, Learner, TaskSpec, check_task_fits, make_learner
+from metalearn.learners.base import PyTree, compiled_flops, tree_size
 from metalearn.run import load_run
 from tasks.full_stream import StreamData, stream_order
 
@@ -38,8 +38,8 @@ class Entry(NamedTuple):
 class Phases(NamedTuple):
     """The compiled phases of one entry on one stream shape, and their FLOPs per step."""
 
-    train: callable  # (meta, state, xs, ys) -> (state, feedback)
-    query: callable  # (meta, state, feedback, xs) -> predicted labels
+    train: Callable  # (meta, state, xs, ys) -> (state, feedback)
+    query: Callable  # (meta, state, feedback, xs) -> predicted labels
     train_flops: float
     query_flops: float
     compile_seconds: float
@@ -53,15 +53,14 @@ def hand_designed_entry(spec: str, train_steps: int) -> Entry:
 def run_entry(path: str, data: StreamData) -> Entry:
     """A meta-trained learner from a run directory, checked to fit the stream's input and class counts."""
     run = load_run(path)
-    spec = TaskSpec(data.input_size, data.num_classes)
-    expected = jax.eval_shape(lambda k: run.learner.init_meta_params(k, spec), jax.random.key(0))
-    shapes = lambda tree: jax.tree.map(lambda x: tuple(x.shape), tree)  # noqa: E731
-    if shapes(expected) != shapes(run.meta_params):
+    try:
+        check_task_fits(run.learner, run.meta_params, data)
+    except ValueError:
         made_for = run.info.get("task_spec", {})
         raise ValueError(f"--run {path}: its {run.learner.name} meta-parameters were made for "
                          f"{made_for.get('input_size', '?')} inputs and {made_for.get('num_classes', '?')} classes, "
-                         f"not the {spec.input_size} inputs and {spec.num_classes} classes of {data.name}; "
-                         f"pick the --resize it was meta-trained with.")
+                         f"not the {data.input_size} inputs and {data.num_classes} classes of {data.name}; "
+                         f"pick the --resize it was meta-trained with.") from None
     seen = ", ".join(run.config.train_tasks)
     dataset = data.name.split()[0]
     if any(dataset in task.replace("-", "_").split(":") for task in run.config.train_tasks):
@@ -105,14 +104,8 @@ def compile_phases(entry: Entry, data: StreamData) -> Phases:
     state = jax.eval_shape(lambda k: learner.init_state(meta, k, spec), jax.random.key(0))
     compiled_train = jax.jit(train).lower(meta, state, data.train_x, data.train_y).compile()
     compiled_query = jax.jit(query).lower(meta, state, Feedback.zeros(c), data.query_x).compile()
-    return Phases(compiled_train, compiled_query, flops(compiled_train), flops(compiled_query),
+    return Phases(compiled_train, compiled_query, compiled_flops(compiled_train), compiled_flops(compiled_query),
                   time.perf_counter() - start)
-
-
-def flops(compiled) -> float:
-    analysis = compiled.cost_analysis()
-    analysis = analysis[0] if isinstance(analysis, (list, tuple)) else analysis
-    return float(analysis.get("flops", 0.0))
 
 
 def run_seed(entry: Entry, phases: Phases, data: StreamData, key: chex.PRNGKey,

@@ -97,6 +97,16 @@ def test_label_only_learners_skip_training_predictions():
     assert phases.train_flops < phases.query_flops / 20  # a query searches 500 stored examples; training does not
 
 
+def test_flops_per_step_do_not_depend_on_the_stream_length():
+    """flops_total = cost x steps relies on XLA counting a loop body once."""
+    per_step = []
+    for n in (100, 400):
+        xs, ys = jnp.ones((n, 9)), jnp.arange(n) % 3
+        phases = compile_phases(hand_designed_entry("sgd", n), StreamData(xs, ys, xs, ys, 3, "ones"))
+        per_step.append((phases.train_flops, phases.query_flops))
+    assert per_step[0] == per_step[1] and 0 < per_step[0][0] < 1e4
+
+
 def write_idx(path, array):
     dims = array.shape
     path.write_bytes(struct.pack(">I", 0x800 + len(dims)) + struct.pack(f">{len(dims)}I", *dims) + array.tobytes())

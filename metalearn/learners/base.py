@@ -95,8 +95,12 @@ def step_flops(learner: Learner, spec: TaskSpec) -> float:
     key = jax.random.key(0)
     meta = learner.init_meta_params(key, spec)
     state = learner.init_state(meta, key, spec)
-    compiled = jax.jit(learner.step).lower(meta, state, jnp.zeros(spec.input_size),
-                                           Feedback.zeros(spec.num_classes)).compile()
+    return compiled_flops(jax.jit(learner.step).lower(meta, state, jnp.zeros(spec.input_size),
+                                                      Feedback.zeros(spec.num_classes)).compile())
+
+
+def compiled_flops(compiled) -> float:
+    """FLOPs of a compiled function by XLA's cost analysis (a loop body counts once, whatever its trip count)."""
     analysis = compiled.cost_analysis()
     analysis = analysis[0] if isinstance(analysis, (list, tuple)) else analysis
     return float(analysis.get("flops", 0.0))
