@@ -40,11 +40,12 @@ def plot_pareto(setup: dict, rows: list[dict], path: Path) -> None:
     """Accuracy against learnable-state size (log); marker area grows with log FLOPs; algorithm size shown."""
     fig, ax = plt.subplots(figsize=(7, 4.5))
     least = min(max(r["flops_total"], 1.0) for r in rows)
-    for r in rows:
+    for i, r in enumerate(rows):
         area = 30 + 80 * math.log10(max(r["flops_total"], 1.0) / least)  # +80 per factor of ten
         ax.scatter(r["state_size"], r["score"], s=area, alpha=0.6)
+        crowd = sum(abs(q["score"] - r["score"]) < 0.04 for q in rows[:i])  # labels of close points stack down
         ax.annotate(f"{r['learner']}\nalg {r['algorithm_size']:,}, {r['flops_total']:.2g} FLOPs",
-                    (r["state_size"], r["score"]), textcoords="offset points", xytext=(6, 4), fontsize=7)
+                    (r["state_size"], r["score"]), textcoords="offset points", xytext=(6, 4 - 22 * crowd), fontsize=7)
     ax.set_xscale("log")
     ax.set_xlabel("peak learnable-state floats (log)")
     ax.set_ylabel("query accuracy (test split)")
@@ -58,8 +59,9 @@ def plot_pareto(setup: dict, rows: list[dict], path: Path) -> None:
 def plot_per_class(setup: dict, rows: list[dict], path: Path) -> None:
     """Query accuracy per class: early classes are where a forgetting learner drops to zero."""
     fig, ax = plt.subplots(figsize=(7, 4))
-    for r in rows:
-        ax.plot(range(len(r["per_class"])), r["per_class"], marker="o", label=r["learner"])
+    for i, r in enumerate(rows):
+        ax.plot(range(len(r["per_class"])), r["per_class"], marker="osv^Dxp*"[i % 8], linestyle=("-", "--", ":")[i % 3],
+                label=r["learner"])
     ax.set_xlabel("class (the stream's order when sorted)")
     ax.set_ylabel("query accuracy of the class")
     ax.set_title(title(setup), fontsize=8)

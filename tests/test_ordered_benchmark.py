@@ -107,6 +107,14 @@ def test_flops_per_step_do_not_depend_on_the_stream_length():
     assert per_step[0] == per_step[1] and 0 < per_step[0][0] < 1e4
 
 
+def test_library_calls_of_lda_count_in_its_flops():
+    """XLA's cost analysis sees nothing inside LAPACK calls; the Cholesky of each LDA query must be counted."""
+    d = 40
+    xs, ys = jnp.ones((60, d)), jnp.arange(60) % 3
+    phases = compile_phases(hand_designed_entry("slda", 60), StreamData(xs, ys, xs, ys, 3, "ones"))
+    assert phases.query_flops > d ** 3 / 3 > phases.train_flops and phases.uncounted == []
+
+
 def write_idx(path, array):
     dims = array.shape
     path.write_bytes(struct.pack(">I", 0x800 + len(dims)) + struct.pack(f">{len(dims)}I", *dims) + array.tobytes())
