@@ -43,9 +43,11 @@ def plot_pareto(setup: dict, rows: list[dict], path: Path) -> None:
     for i, r in enumerate(rows):
         area = 30 + 80 * math.log10(max(r["flops_total"], 1.0) / least)  # +80 per factor of ten
         ax.scatter(r["state_size"], r["score"], s=area, alpha=0.6)
-        crowd = sum(abs(q["score"] - r["score"]) < 0.04 for q in rows[:i])  # labels of close points stack down
+        crowd = sum(abs(q["score"] - r["score"]) < 0.04 and abs(math.log10(q["state_size"] / r["state_size"])) < 0.7
+                    for q in rows[:i])  # labels of close points stack away from the nearer edge
+        shift = 22 * crowd * (1 if r["score"] < 0.5 else -1)
         ax.annotate(f"{r['learner']}\nalg {r['algorithm_size']:,}, {r['flops_total']:.2g} FLOPs",
-                    (r["state_size"], r["score"]), textcoords="offset points", xytext=(6, 4 - 22 * crowd), fontsize=7)
+                    (r["state_size"], r["score"]), textcoords="offset points", xytext=(6, 4 + shift), fontsize=7)
     ax.set_xscale("log")
     ax.set_xlabel("peak learnable-state floats (log)")
     ax.set_ylabel("query accuracy (test split)")

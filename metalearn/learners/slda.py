@@ -28,6 +28,7 @@ from metalearn.learners.base import Feedback, PyTree, TaskSpec
 class StreamingLDA:
     shrinkage: float = 1e-2  # λ added to the covariance's diagonal before it is inverted
     name: ClassVar[str] = "slda"
+    mergeable: ClassVar[bool] = False  # averaging copies' statistics is not the statistics of their union
 
     def __post_init__(self):
         if not self.shrinkage > 0:
