@@ -10,8 +10,6 @@ only, and XLA then drops the unused predictions, so kNN does not search its memo
 
 from __future__ import annotations
 
-import math
-import re
 import time
 from typing import Callable, NamedTuple
 
@@ -21,7 +19,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from metalearn.learners import Feedback, Learner, TaskSpec, check_task_fits, make_learner
-from metalearn.learners.base import PyTree, compiled_flops, tree_size
+from metalearn.learners.base import PyTree, compiled_flops, library_flops, tree_size
 from metalearn.run import load_run
 from tasks.full_stream import StreamData, stream_order
 
@@ -37,31 +35,12 @@ class Entry(NamedTuple):
     meta_trained_on: str
 
 
-# XLA's cost analysis sees no FLOPs inside library calls; the standard counts of the LAPACK routines JAX uses
-# for linear algebra on CPU (n: the triangular matrix's side; shapes: the operands'), batched leading dims.
-LIBRARY_FLOPS = {"potrf": lambda a: math.prod(a) * a[-1] / 3, "trsm": lambda a, b: math.prod(b) * a[-1]}
-_LIBRARY_CALL = re.compile(r'custom_call_target="([^"]+)", operand_layout_constraints=\{(.*?)\}, [a-z_]+=')
-
-
-def library_flops(compiled) -> tuple[float, list[str]]:
-    """FLOPs of the LAPACK calls in a compiled function (a loop body once), and any other library calls."""
-    text = compiled.as_text()
-    total = 0.0
-    for target, operands in _LIBRARY_CALL.findall(text):
-        routine = next((name for name in LIBRARY_FLOPS if name in target), None)
-        if routine is not None:
-            shapes = [tuple(map(int, filter(None, d.split(",")))) for d in re.findall(r"\w+\[([\d,]*)\]", operands)]
-            total += LIBRARY_FLOPS[routine](*shapes)
-    targets = re.findall(r'custom_call_target="([^"]+)"', text)
-    return total, [t for t in targets if not any(name in t for name in LIBRARY_FLOPS)]
-
-
 class Phases(NamedTuple):
     """The compiled phases of one entry on one stream shape, and their FLOPs per step."""
 
     train: Callable  # (meta, state, xs, ys) -> (state, feedback)
     query: Callable  # (meta, state, feedback, xs) -> predicted labels
-    train_flops: float  # XLA's cost analysis plus the library calls'
+    train_flops: float  # per step: XLA's cost analysis plus the library calls'
     query_flops: float
     uncounted: list[str]  # library calls whose FLOPs are not known (not in LIBRARY_FLOPS)
     compile_seconds: float
@@ -87,7 +66,8 @@ def run_entry(path: str, data: StreamData) -> Entry:
     dataset = data.name.split()[0]
     if any(dataset in task.replace("-", "_").split(":") for task in run.config.train_tasks):
         seen += f" (includes {dataset}'s train split: these training images)"
-    return Entry(f"{run.learner.name} ({path})", run.learner, jax.tree.map(jnp.asarray, run.meta_params), seen)
+    return Entry(f"{run.learner.name} ({path}, generation {run.step})", run.learner,
+                 jax.tree.map(jnp.asarray, run.meta_params), seen)
 
 
 def uses_error(learner: Learner, meta_params: PyTree, spec: TaskSpec) -> bool:
@@ -126,10 +106,9 @@ def compile_phases(entry: Entry, data: StreamData) -> Phases:
     state = jax.eval_shape(lambda k: learner.init_state(meta, k, spec), jax.random.key(0))
     compiled_train = jax.jit(train).lower(meta, state, data.train_x, data.train_y).compile()
     compiled_query = jax.jit(query).lower(meta, state, Feedback.zeros(c), data.query_x).compile()
-    (train_lib, train_unknown), (query_lib, query_unknown) = map(library_flops, (compiled_train, compiled_query))
-    return Phases(compiled_train, compiled_query, compiled_flops(compiled_train) + train_lib,
-                  compiled_flops(compiled_query) + query_lib, sorted(set(train_unknown + query_unknown)),
-                  time.perf_counter() - start)
+    uncounted = sorted({call for c in (compiled_train, compiled_query) for call in library_flops(c)[1]})
+    return Phases(compiled_train, compiled_query, compiled_flops(compiled_train), compiled_flops(compiled_query),
+                  uncounted, time.perf_counter() - start)
 
 
 def run_seed(entry: Entry, phases: Phases, data: StreamData, key: chex.PRNGKey,

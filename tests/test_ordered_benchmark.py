@@ -139,8 +139,8 @@ def fake_kmnist(tmp_path_factory):
 @pytest.fixture(scope="module")
 def rnn_run(tmp_path_factory):
     """A tiny meta-RNN run on 7x7 MNIST: its meta-parameters fit 49 inputs only."""
-    config = MetaTrainConfig(learner="meta_rnn:hidden=4", train_tasks=("mnist:resize=7",), test_tasks=("mnist:resize=7",),
-                             population=16, generations=2, episode_length=20, eval_every=2, eval_episodes=4,
+    config = MetaTrainConfig(learner="meta_rnn:hidden=4", train_tasks=("mnist:resize=7",),
+                             test_tasks=("mnist:resize=7",), population=16, generations=2, episode_length=20, eval_every=2, eval_episodes=4,
                              checkpoint_every=2, chunk=2)
     path = tmp_path_factory.mktemp("runs") / "rnn7"
     meta_train(MetaTraining(config, es.make_mesh(8)), path, progress=False)
@@ -184,7 +184,7 @@ def test_tiny_end_to_end_run_writes_every_output(rnn_run, tmp_path):
     assert all(r["train_steps"] == 200 and r["queries"] == 200 and len(r["score_seeds"]) == 2 for r in rows.values())
     assert rows["knn"]["state_size"] > rows["knn:capacity=30"]["state_size"] > rows["class_mean"]["state_size"]
     assert rows["class_mean"]["score"] > 0.5 and rows["slda"]["score"] > 0.5  # chance is 0.1
-    learned = rows[f"meta_rnn ({rnn_run})"]
+    learned = rows[f"meta_rnn ({rnn_run}, generation 2)"]
     assert learned["algorithm_size"] > 0 and "includes mnist's train split" in learned["meta_trained_on"]
     assert all(r["flops_total"] > 0 for r in rows.values())
     for name in ("results.csv", "results.md", "accuracy_vs_state.png", "per_class.png"):
