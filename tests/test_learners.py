@@ -13,14 +13,15 @@ SPECS = ["vsml", "vsml:hidden=6,ticks=1", "vsml:use_label=false,msg_size=4", "vs
          "vsml:lstm_size=4,msg_size=3", "meta_rnn:hidden=8", "meta_rnn:hidden=5", "lowrank:units=8,rank=0",
          "lowrank:units=8,rank=3", "lowrank:units=12,groups=3,rank=0", "lowrank:units=12,groups=4,rank=2",
          "lowrank:units=30,groups=5,rank=5,init_noise=1", "sgd", "adam", "mlp_sgd:hidden=8", "mlp_sgd:hidden=3",
-         "knn:k=3,capacity=20", "knn:capacity=50", "class_mean"]
+         "knn:k=3,capacity=20", "knn:capacity=50", "knn:capacity=4", "class_mean", "slda",
+         "slda:shrinkage=0.5"]
 HAND_DESIGNED = [s for s in SPECS if tree_size(jax.eval_shape(
     lambda k, s=s: make_learner(s).init_meta_params(k, SPEC), jax.random.key(0))) == 0]
 
 
 def test_every_registered_learner_is_covered():
     assert {s.partition(":")[0] for s in SPECS} == set(LEARNERS)
-    assert {s.partition(":")[0] for s in HAND_DESIGNED} == {"sgd", "adam", "mlp_sgd", "knn", "class_mean"}
+    assert {s.partition(":")[0] for s in HAND_DESIGNED} == {"sgd", "adam", "mlp_sgd", "knn", "class_mean", "slda"}
 
 
 @pytest.mark.parametrize("spec", SPECS)
@@ -77,7 +78,7 @@ def test_knn_keeps_every_example_of_the_episode_unless_told_otherwise():
 
 
 @pytest.mark.parametrize("spec, message", [
-    ("nope", "known learners: adam, class_mean, knn, lowrank, meta_rnn, mlp_sgd, sgd, vsml"),
+    ("nope", "known learners: adam, class_mean, knn, lowrank, meta_rnn, mlp_sgd, sgd, slda, vsml"),
     ("vsml:tics=2", "unknown option.*tics.*valid options.*ticks=2"),
     ("vsml:ticks=two", "ticks: expected int"),
     ("vsml:ticks", "not of the form key=value"),

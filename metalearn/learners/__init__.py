@@ -11,10 +11,12 @@ from metalearn.learners.meta_rnn import MetaRNN
 from metalearn.learners.online_adam import OnlineAdam
 from metalearn.learners.online_mlp import OnlineMLP
 from metalearn.learners.online_sgd import OnlineSGD
+from metalearn.learners.slda import StreamingLDA
 from metalearn.learners.vsml import VSML
 from tasks.spec import build, split_spec
 
-LEARNERS = {cls.name: cls for cls in (VSML, MetaRNN, LowRankRNN, OnlineSGD, OnlineAdam, OnlineMLP, KNN, ClassMean)}
+LEARNERS = {cls.name: cls for cls in (VSML, MetaRNN, LowRankRNN, OnlineSGD, OnlineAdam, OnlineMLP, KNN, ClassMean,
+                                    StreamingLDA)}
 
 
 def make_learner(spec: str) -> Learner:
@@ -27,6 +29,6 @@ def make_learner(spec: str) -> Learner:
 
 __all__ = [
     "KNN", "LEARNERS", "ClassMean", "LowRankRNN", "Feedback", "Learner", "MetaRNN", "OnlineAdam", "OnlineMLP", "OnlineSGD",
-    "Sizes", "TaskSpec", "VSML", "check_task_fits",
+    "Sizes", "StreamingLDA", "TaskSpec", "VSML", "check_task_fits",
     "learner_sizes", "make_learner", "step_flops",
 ]

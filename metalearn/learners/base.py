@@ -19,6 +19,7 @@ hand-designed learner unchanged.
 from __future__ import annotations
 
 import math
+import re
 from typing import Any, ClassVar, NamedTuple, Protocol
 
 import chex
@@ -90,6 +91,14 @@ class MeanMerge:
         return average_states(states, self.per_example)
 
 
+class NoMerge:
+    """Learners whose state is a memory or a set of statistics that averaging copies would corrupt."""
+
+    def merge(self, states: PyTree) -> PyTree:
+        raise ValueError(f"{self.name} keeps per-example memory or statistics that averaging state copies would "
+                         f"destroy; use an inner batch of 1 with it")
+
+
 def tree_size(tree: PyTree) -> int:
     """Number of scalars in a pytree of arrays or ShapeDtypeStructs."""
     return sum(math.prod(leaf.shape) for leaf in jax.tree.leaves(tree))
@@ -121,11 +130,35 @@ def step_flops(learner: Learner, spec: TaskSpec) -> float:
     key = jax.random.key(0)
     meta = learner.init_meta_params(key, spec)
     state = learner.init_state(meta, key, spec)
-    compiled = jax.jit(learner.step).lower(meta, state, jnp.zeros(spec.input_size),
-                                           Feedback.zeros(spec.num_classes)).compile()
+    return compiled_flops(jax.jit(learner.step).lower(meta, state, jnp.zeros(spec.input_size),
+                                                      Feedback.zeros(spec.num_classes)).compile())
+
+
+def compiled_flops(compiled) -> float:
+    """FLOPs of a compiled function: XLA's cost analysis (a loop body counts once, whatever its trip count)
+    plus the LAPACK calls it cannot see into (`library_flops`)."""
     analysis = compiled.cost_analysis()
     analysis = analysis[0] if isinstance(analysis, (list, tuple)) else analysis
-    return float(analysis.get("flops", 0.0))
+    return float(analysis.get("flops", 0.0)) + library_flops(compiled)[0]
+
+
+# XLA's cost analysis sees no FLOPs inside library calls; the standard counts of the LAPACK routines JAX uses
+# for linear algebra on CPU (n: the triangular matrix's side; shapes: the operands'), batched leading dims.
+LIBRARY_FLOPS = {"potrf": lambda a: math.prod(a) * a[-1] / 3, "trsm": lambda a, b: math.prod(b) * a[-1]}
+_LIBRARY_CALL = re.compile(r'custom_call_target="([^"]+)", operand_layout_constraints=\{(.*?)\}, [a-z_]+=')
+
+
+def library_flops(compiled) -> tuple[float, list[str]]:
+    """FLOPs of the LAPACK calls in a compiled function (a loop body once), and any other library calls."""
+    text = compiled.as_text()
+    total = 0.0
+    for target, operands in _LIBRARY_CALL.findall(text):
+        routine = next((name for name in LIBRARY_FLOPS if name in target), None)
+        if routine is not None:
+            shapes = [tuple(map(int, filter(None, d.split(",")))) for d in re.findall(r"\w+\[([\d,]*)\]", operands)]
+            total += LIBRARY_FLOPS[routine](*shapes)
+    targets = re.findall(r'custom_call_target="([^"]+)"', text)
+    return total, [t for t in targets if not any(name in t for name in LIBRARY_FLOPS)]
 
 
 def check_task_fits(learner: Learner, meta_params: PyTree, task) -> None:

@@ -1,10 +1,12 @@
-"""k-nearest neighbours: store every labelled example, predict by vote of the k closest.
+"""k-nearest neighbours: store labelled examples, predict by vote of the k closest.
 
 The other extreme of the algorithm/state trade-off: no meta-parameters and no training, all knowledge in
 a state that grows with the number of examples. Each labelled feedback stores the previous input and its
 label in a buffer of `capacity` slots (default: the episode length, which `init_state` reads off the task
-spec, so that every example of an episode is kept); past that the oldest example is overwritten. The
-state size grows with it, and that is the point.
+spec, so that every example of an episode is kept). Once it is full, reservoir sampling (Vitter's algorithm R)
+decides: the n-th labelled example replaces a uniformly drawn slot with probability capacity / n, so the buffer
+is always a uniform sample of everything seen, whatever the order (a class-sorted stream keeps every class,
+where overwriting the oldest would keep only the last ones). The state size grows with it, and that is the point.
 
 Prediction: squared Euclidean distance to every stored example; each of the k nearest casts one vote for
 its label, and a bonus below one vote in total favours nearer ranks, so ties go to the nearer neighbours.
@@ -12,7 +14,7 @@ The logits are the votes (at most k + 1/2): finite, and all equal while nothing 
 
 Sizes, with D = input size and N = capacity:
   algorithm = 0
-  state     = N D [inputs] + N [labels] + 1 [count] + D [previous input]
+  state     = N D [inputs] + N [labels] + 1 [count] + 2 [reservoir key] + D [previous input]
 """
 
 from __future__ import annotations
@@ -24,11 +26,11 @@ import chex
 import jax
 import jax.numpy as jnp
 
-from metalearn.learners.base import Feedback, PyTree, TaskSpec
+from metalearn.learners.base import Feedback, NoMerge, PyTree, TaskSpec
 
 
 @dataclasses.dataclass(frozen=True)
-class KNN:
+class KNN(NoMerge):
     k: int = 1
     capacity: int = 0  # stored examples; 0: the episode length
     name: ClassVar[str] = "knn"
@@ -53,6 +55,7 @@ class KNN:
             "xs": jnp.zeros((self.slots(spec), spec.input_size)),
             "labels": jnp.zeros((self.slots(spec),), jnp.int32),
             "count": jnp.zeros((), jnp.int32),
+            "key": jax.random.key_data(jax.random.key(jax.random.bits(key, dtype=jnp.uint32))),
             "x_prev": jnp.zeros((spec.input_size,)),
         }
 
@@ -61,10 +64,15 @@ class KNN:
     ) -> tuple[PyTree, chex.Array]:
         has_label = jnp.any(feedback.label != 0)
         slots = state["labels"].shape[0]
-        slot = state["count"] % slots
-        xs = jnp.where(has_label, state["xs"].at[slot].set(state["x_prev"]), state["xs"])
-        labels = jnp.where(has_label, state["labels"].at[slot].set(jnp.argmax(feedback.label)), state["labels"])
-        count = state["count"] + has_label.astype(jnp.int32)
+        count = state["count"]
+        drawn = jax.random.randint(jax.random.fold_in(jax.random.wrap_key_data(state["key"]), count), (), 0,
+                                   count + 1)
+        slot = jnp.where(count < slots, count, drawn)  # reservoir: keep with probability slots / (n+1)
+        store = has_label & (slot < slots)
+        slot = jnp.minimum(slot, slots - 1)
+        xs = state["xs"].at[slot].set(jnp.where(store, state["x_prev"], state["xs"][slot]))
+        labels = state["labels"].at[slot].set(jnp.where(store, jnp.argmax(feedback.label), state["labels"][slot]))
+        count = count + has_label.astype(jnp.int32)
 
         valid = jnp.arange(slots) < count
         dist = jnp.where(valid, jnp.sum((xs - x) ** 2, axis=-1), jnp.inf)
@@ -72,13 +80,9 @@ class KNN:
         rank_bonus = (self.k - jnp.arange(self.k)) / (self.k * (self.k + 1))  # sums to 1/2
         weights = jnp.where(valid[nearest], 1.0 + rank_bonus, 0.0)
         logits = weights @ jax.nn.one_hot(labels[nearest], feedback.label.shape[-1])
-        return {"xs": xs, "labels": labels, "count": count, "x_prev": x}, logits
-
-    def merge(self, states: PyTree) -> PyTree:
-        raise ValueError(f"{self.name} keeps per-example memory that averaging would destroy; "
-                         f"use an inner batch of 1 with it")
+        return {**state, "xs": xs, "labels": labels, "count": count, "x_prev": x}, logits
 
     def size_formula(self, spec: TaskSpec) -> tuple[int, int]:
         """(algorithm size, state size) from the docstring's formulas."""
         d, n = spec.input_size, self.slots(spec)
-        return 0, n * d + n + 1 + d
+        return 0, n * d + n + 1 + 2 + d
