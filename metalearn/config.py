@@ -11,6 +11,7 @@ class MetaTrainConfig:
     learner: str = "vsml"  # learner spec, e.g. 'vsml:ticks=1,hidden=32'
     train_tasks: tuple[str, ...] = ("digits",)  # task specs meta-trained on (their train splits)
     test_tasks: tuple[str, ...] = ("digits",)  # task specs meta-tested on (their test splits)
+    val_tasks: tuple[str, ...] = ()  # task specs validated on (their validation slices; empty: train_tasks')
     outer: str = "es"  # outer optimizer: 'es' (seed-shared OpenAI-ES) or 'backprop' (through the episode)
     truncation: int = 0  # backprop only: cut gradients every N inner steps (0: full backprop)
     population: int = 128  # ES members per generation (antithetic pairs: even, divisible by 2 x devices)

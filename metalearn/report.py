@@ -1,4 +1,6 @@
-"""Tables, CSV/JSON files and plots of meta-test results: one row per (task, learner), four axes each."""
+"""Tables, CSV/JSON files and plots of meta-test results: one row per (task, learner), four axes each.
+
+`score` leads every table: query-phase accuracy on streams, whole-episode online accuracy otherwise."""
 
 from __future__ import annotations
 
@@ -8,20 +10,20 @@ from pathlib import Path
 
 import numpy as np
 
-COLUMNS = ("task", "learner", "algorithm_size", "state_size", "flops_per_step", "acc", "acc_ci", "acc_last20",
-           "query_acc", "loss")
+COLUMNS = ("score", "task", "learner", "algorithm_size", "state_size", "flops_per_step", "acc", "acc_ci",
+           "acc_last20", "query_acc", "loss")
 
 
 def format_table(rows: list[dict]) -> str:
     """A fixed-width text table of the four axes ('-' where a task has no query phase)."""
     tw = max(len("task"), *(len(r["task"]) for r in rows)) + 2
     lw = max(len("learner"), *(len(r["learner"]) for r in rows)) + 2
-    header = f"{'task':<{tw}}{'learner':<{lw}}{'algorithm':>10}{'state':>10}{'FLOPs/step':>12}" \
+    header = f"{'score':>6}  {'task':<{tw}}{'learner':<{lw}}{'algorithm':>10}{'state':>10}{'FLOPs/step':>12}" \
              f"{'acc':>14}{'last 20%':>10}{'query':>7}"
     lines = [header, "-" * len(header)]
     for r in rows:
         query = "-" if r["query_acc"] is None else f"{r['query_acc']:.3f}"
-        lines.append(f"{r['task']:<{tw}}{r['learner']:<{lw}}{r['algorithm_size']:>10,}{r['state_size']:>10,}"
+        lines.append(f"{r['score']:>6.3f}  {r['task']:<{tw}}{r['learner']:<{lw}}{r['algorithm_size']:>10,}{r['state_size']:>10,}"
                      f"{r['flops_per_step']:>12.3g}{r['acc']:>8.3f}±{r['acc_ci']:.3f}{r['acc_last20']:>10.3f}"
                      f"{query:>7}")
     return "\n".join(lines)
@@ -70,7 +72,7 @@ def read_metrics(run_dir: Path) -> list[dict]:
 
 
 def plot_training(run_dir: Path) -> Path | None:
-    """training.png: train fitness and meta-test accuracy over generations, from metrics.jsonl."""
+    """training.png: train fitness, and validation and meta-test scores over generations, from metrics.jsonl."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -83,9 +85,11 @@ def plot_training(run_dir: Path) -> Path | None:
     fig, (ax_fit, ax_acc) = plt.subplots(1, 2, figsize=(10, 3.8))
     ax_fit.plot([r["generation"] for r in records], [r["train_fitness"] for r in records], lw=0.8)
     ax_fit.set(xlabel="generation", ylabel="train fitness (cross-entropy)", title="meta-training")
-    for key, label in (("test_acc", "whole episode"), ("test_acc_last20", "last 20% of steps")):
-        ax_acc.plot([r["generation"] for r in evals], [r[key] for r in evals], marker="o", ms=3, label=label)
-    ax_acc.set(xlabel="generation", ylabel="meta-test online accuracy", title="meta-test during training", ylim=(0, 1))
+    for key, label in (("val_score", "validation (chooses best/)"), ("test_score", "meta-test")):
+        points = [(r["generation"], r[key]) for r in evals if key in r]
+        if points:
+            ax_acc.plot(*zip(*points), marker="o", ms=3, label=label)
+    ax_acc.set(xlabel="generation", ylabel="score", title="validation and meta-test during training", ylim=(0, 1))
     for ax in (ax_fit, ax_acc):
         ax.grid(alpha=0.3)
     ax_acc.legend(fontsize=8)

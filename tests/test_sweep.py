@@ -147,7 +147,7 @@ def test_sweep_runs_reports_and_resumes_without_redoing_points(tmp_path):
                        for line in (sw.point_dir(out, point_id) / "run" / "metrics.jsonl").read_text().splitlines()]
         assert generations == [1, 2, 3]
     baselines = json.loads((out / "baselines.json").read_text())
-    assert baselines["sgd"]["spec"] == max(baselines["sgd"]["tuning_acc"], key=baselines["sgd"]["tuning_acc"].get)
+    assert baselines["sgd"]["spec"] == max(baselines["sgd"]["tuning_score"], key=baselines["sgd"]["tuning_score"].get)
 
     with (out / "sweep_table.csv").open() as f:
         table = list(csv.DictReader(f))
