@@ -92,13 +92,14 @@ def main(argv: list[str] | None = None) -> int:
                                               "loss": result.loss_curve.tolist()}
     out_dir.mkdir(parents=True, exist_ok=True)
     outputs = [plot_curves(out_dir, name, curves[name]) for name, _ in tasks]
-    meta = {"run": str(run.run_dir), "step": run.step, "episodes": args.episodes, "episode_length": length,
+    meta = {"run": str(run.run_dir), "step": run.step, "split": "test", "episodes": args.episodes,
+            "episode_length": length,
             "seed": args.seed, "config": run.config.to_json(),
             "selection": best_selection(run.run_dir) if args.best else None}
     outputs += write_results(out_dir, rows, curves, meta)
     chosen = f" ({describe_selection(meta['selection'])})" if args.best else ""
-    print(f"{run.run_dir} at generation {run.step}{chosen}: {args.episodes} episodes of {length} steps per task; "
-          f"score = query accuracy on streams, whole-episode online accuracy otherwise")
+    print(f"{run.run_dir} at generation {run.step}{chosen}: {args.episodes} episodes of {length} steps per task "
+          f"on its test split; score = query accuracy on streams, whole-episode online accuracy otherwise")
     print(format_table(rows))
     print("wrote " + ", ".join(str(p) for p in outputs))
     return 0
