@@ -97,12 +97,12 @@ def main() -> None:
     print(f"{'case':<22}{'s/gen':>7}{'member-steps/s':>16}{'FLOP/step':>11}{'util':>7}"
           f"{'temp MiB at P':>15}{'at 8P':>7}")
     for name, tasks in cases.items():
-        training = MetaTraining(config, mesh, tasks, tasks)
+        training = MetaTraining(config, mesh, tasks, tasks, tasks)
         spec = training.spec
         flops = step_flops(training.learner, spec)
         row = time_generations(training, generations)
         row.update(flops_per_member_step=flops, flop_utilization=flops * row["member_steps_per_second"] / peak_all)
-        big = MetaTraining(config.replace(outer=ESConfig(population=8 * population)), mesh, tasks, tasks)
+        big = MetaTraining(config.replace(outer=ESConfig(population=8 * population)), mesh, tasks, tasks, tasks)
         memory = {population: compiled_memory(training), 8 * population: compiled_memory(big)}
         print(f"{name:<22}{row['seconds_per_generation']:>7.2f}{row['member_steps_per_second']:>16,.0f}"
               f"{flops:>11.3g}{row['flop_utilization']:>7.1%}"

@@ -23,6 +23,7 @@ from metalearn.learners import TaskSpec, learner_sizes  # noqa: E402
 from metalearn.training import checkpoint  # noqa: E402
 from metalearn.training.config import MetaTrainConfig  # noqa: E402
 from metalearn.training.metrics import plot_training, read_metrics  # noqa: E402
+from metalearn.training.selection import best_selection, describe_selection  # noqa: E402
 
 
 def flatten(tree, prefix: str = "") -> dict[str, np.ndarray]:
@@ -42,15 +43,15 @@ def flatten(tree, prefix: str = "") -> dict[str, np.ndarray]:
 def describe(run) -> dict:
     records = read_metrics(run.run_dir)
     fitness = [r["train_fitness"] for r in records if r["generation"] <= run.step]
-    evals = [{k: r[k] for k in ("generation", "test_acc", "test_acc_last20")} for r in records
-             if "test_acc" in r and r["generation"] <= run.step]
+    fields = ("generation", "val_score", "test_score", "test_acc", "test_acc_last20")
+    evals = [{k: r[k] for k in fields if k in r} for r in records if "test_acc" in r and r["generation"] <= run.step]
     params = flatten(run.meta_params)
     optimizer = flatten(run.state["es"]["opt_state"])
     spec = run.info.get("task_spec")
     sizes = learner_sizes(run.learner, TaskSpec(**spec))._asdict() if spec else None
     return {
         "run_dir": str(run.run_dir), "step": run.step, "saved_steps": run.steps,
-        "best_step": (checkpoint.saved_steps(run.run_dir, checkpoint.BEST) or [None])[-1],
+        "best": best_selection(run.run_dir),
         "config": run.config.to_json(),
         "metrics": {"generations_logged": len(fitness),
                     "train_fitness": {"first": fitness[0], "best": min(fitness), "last": fitness[-1]} if fitness else None,
@@ -68,7 +69,7 @@ def describe(run) -> dict:
 
 def print_human(d: dict) -> None:
     print(f"run {d['run_dir']} | checkpoint at generation {d['step']} | saved: {d['saved_steps']} | "
-          f"best meta-test: generation {d['best_step']}")
+          f"{describe_selection(d['best'])}")
     print("config: " + ", ".join(f"{k}={v}" for k, v in MetaTrainConfig.from_json(d["config"]).flat().items()))
     m = d["metrics"]
     if m["train_fitness"]:
@@ -76,8 +77,9 @@ def print_human(d: dict) -> None:
         print(f"train fitness (cross-entropy): first {f['first']:.3f}, best {f['best']:.3f}, last {f['last']:.3f} "
               f"over {m['generations_logged']} generations")
     if m["meta_test"]:
-        print("meta-test accuracy (whole episode / last 20%): " + ", ".join(
-            f"g{e['generation']} {e['test_acc']:.3f}/{e['test_acc_last20']:.3f}" for e in m["meta_test"]))
+        print("evaluations (val_score | meta-test score, whole-episode / last-20% accuracy): " + ", ".join(
+            f"g{e['generation']} {e.get('val_score', float('nan')):.3f} | {e.get('test_score', float('nan')):.3f}, "
+            f"{e['test_acc']:.3f}/{e['test_acc_last20']:.3f}" for e in m["meta_test"]))
     print("meta-parameters:")
     for name, p in d["meta_parameters"].items():
         print(f"  {name:<16}{str(tuple(p['shape'])):<12}{p['count']:>8,}   norm {p['norm']:.3f}")

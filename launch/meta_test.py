@@ -27,7 +27,8 @@ from metalearn import load_run  # noqa: E402
 from metalearn.experiments.report import format_table, plot_curves, write_results  # noqa: E402
 from metalearn.learners import TaskSpec, check_task_fits, learner_sizes, make_learner, step_flops  # noqa: E402
 from metalearn.rollout.evaluation import evaluate, summary  # noqa: E402
-from metalearn.training import checkpoint  # noqa: E402
+from metalearn.training import checkpoint, keys  # noqa: E402
+from metalearn.training.selection import best_selection, describe_selection  # noqa: E402
 from tasks import load_task  # noqa: E402
 
 DEFAULT_BASELINES = ("sgd", "adam", "mlp_sgd", "knn", "class_mean")
@@ -37,7 +38,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--run", type=Path, required=True, help="a meta_train.py run directory")
     p.add_argument("--step", type=int, default=None, help="checkpoint to load (default: the latest)")
-    p.add_argument("--best", action="store_true", help="load the checkpoint with the best meta-test score")
+    p.add_argument("--best", action="store_true", help="load the best checkpoint (highest val_score, chosen on "
+                                                       "validation tasks, never on meta-test ones)")
     p.add_argument("--tasks", nargs="+", default=None, help="task specs (default: the run's meta-test tasks)")
     p.add_argument("--data-dir", type=Path, default=None, help="where the datasets' IDX files are (sets METALEARN_DATA)")
     p.add_argument("--episodes", type=int, default=128)
@@ -74,7 +76,7 @@ def main(argv: list[str] | None = None) -> int:
 
     out_dir = args.out or run.run_dir / "meta_test"
     rows, curves = [], {}
-    key = jax.random.key(args.seed)
+    key = keys.evaluation(args.seed)
     jobs = [(t, l) for t in tasks for l in labels]
     bar = tqdm(jobs, disable=args.no_progress, unit="eval", desc="meta-test")
     for (name, task), label in bar:
@@ -90,10 +92,14 @@ def main(argv: list[str] | None = None) -> int:
                                               "loss": result.loss_curve.tolist()}
     out_dir.mkdir(parents=True, exist_ok=True)
     outputs = [plot_curves(out_dir, name, curves[name]) for name, _ in tasks]
-    meta = {"run": str(run.run_dir), "step": run.step, "episodes": args.episodes, "episode_length": length,
-            "seed": args.seed, "config": run.config.to_json()}
+    meta = {"run": str(run.run_dir), "step": run.step, "split": "test", "episodes": args.episodes,
+            "episode_length": length,
+            "seed": args.seed, "config": run.config.to_json(),
+            "selection": best_selection(run.run_dir) if args.best else None}
     outputs += write_results(out_dir, rows, curves, meta)
-    print(f"{run.run_dir} at generation {run.step}: {args.episodes} episodes of {length} steps per task")
+    chosen = f" ({describe_selection(meta['selection'])})" if args.best else ""
+    print(f"{run.run_dir} at generation {run.step}{chosen}: {args.episodes} episodes of {length} steps per task "
+          f"on its test split; score = query accuracy on streams, whole-episode online accuracy otherwise")
     print(format_table(rows))
     print("wrote " + ", ".join(str(p) for p in outputs))
     return 0

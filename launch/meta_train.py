@@ -61,7 +61,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     for field in config_fields():
         flag = "--" + field.name.replace("_", "-")
         if isinstance(field.default, tuple):
-            p.add_argument(flag, nargs="+", default=None, help=f"default: {' '.join(field.default)}")
+            p.add_argument(flag, nargs="+" if field.default else "*", default=None,
+                           help=f"default: {' '.join(field.default) or 'the --train-tasks, on their validation slices'}")
         else:
             p.add_argument(flag, type=type(field.default), default=None, help=f"default: {field.default}")
     return p.parse_args(argv)

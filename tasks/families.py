@@ -145,7 +145,9 @@ class OrderedStream:
 
     Training phase: `per_class` examples of each class, classes in `order` ('sorted' 0..C-1, or 'random'),
     in groups of `group` classes whose examples are interleaved (group 1: strictly one class after another;
-    group k: class-incremental). Query phase: `queries` examples of `query_pool`. The episode length is
+    group k: class-incremental). Query phase: `queries` examples of `query_pool` (disjoint from `pool`).
+    With `permute` the classes are relabelled by a random permutation per episode, in both phases, so a
+    learner has to learn this episode's labels rather than remember the dataset's. The episode length is
     per_class x classes + queries whatever `length` is asked for.
     """
 
@@ -159,6 +161,7 @@ class OrderedStream:
     queries: int = struct.field(pytree_node=False, default=100)
     order: str = struct.field(pytree_node=False, default="sorted")
     group: int = struct.field(pytree_node=False, default=1)
+    permute: bool = struct.field(pytree_node=False, default=True)
 
     @property
     def input_size(self) -> int:
@@ -168,7 +171,7 @@ class OrderedStream:
         return self.per_class * self.num_classes + self.queries
 
     def sample(self, key: chex.PRNGKey, length: int) -> Episode:
-        k_order, k_pick, k_shuffle, k_query = jax.random.split(key, 4)
+        k_order, k_pick, k_shuffle, k_query, k_perm = jax.random.split(key, 5)
         c = self.num_classes
         classes = jnp.arange(c) if self.order == "sorted" else jax.random.permutation(k_order, c)
         step_class = jnp.repeat(classes, self.per_class)  # [C * per_class], grouped by class
@@ -180,8 +183,11 @@ class OrderedStream:
         pick = jax.random.randint(k_pick, step_class.shape, 0, self.class_counts[step_class])
         idx = self.by_class[step_class, pick]
         q_idx = jax.random.randint(k_query, (self.queries,), 0, self.query_pool.y.shape[0])
+        y = jnp.concatenate([self.pool.y[idx], self.query_pool.y[q_idx]]).astype(jnp.int32)
+        if self.permute:
+            y = jax.random.permutation(k_perm, c)[y]
         return Episode(
             x=jnp.concatenate([self.pool.x[idx], self.query_pool.x[q_idx]]),
-            y=jnp.concatenate([self.pool.y[idx], self.query_pool.y[q_idx]]).astype(jnp.int32),
+            y=y,
             feedback_mask=jnp.arange(self.episode_length(length)) < step_class.shape[0],
         )

@@ -2,8 +2,10 @@
 
 A spec is `[family:]dataset[:key=value,...]` or `sum[:...]` or `module:function[:...]`, e.g.
 `mnist:resize=14,project=64`, `ordered:mnist:resize=14,per_class=20`, `memorize:digits:items=20`.
-The meta-train task draws from the dataset's train split (for `digits`: the meta-train pool), the
-meta-test task from its test split, so no meta-test example is ever seen in meta-training.
+The meta-train task draws from the dataset's train split (for `digits`: the meta-train pool) less a fixed
+validation slice (`tasks.splits.VALIDATION_FRACTION` of each class), the validation task from that slice,
+the meta-test task from the test split, so no validation or meta-test example is ever seen in meta-training.
+A stream draws its training phase and its queries from disjoint halves of its split.
 """
 
 from __future__ import annotations
@@ -22,15 +24,18 @@ from tasks.datasets import CATALOGUE, load_dataset
 from tasks.digits import load_digits_pools
 from tasks.episodes import Pool
 from tasks.families import DatasetEpisodes, MemorizeEpisodes, OrderedStream, SumEpisodes, Task
+from tasks.splits import VALIDATION_FRACTION, hold_out
 
 DATASETS = ("digits", *(name.replace("-", "_") for name in CATALOGUE))
 
 
 class TaskSplit(NamedTuple):
-    """The same task family over disjoint example pools: train for meta-training, test for meta-test."""
+    """The same task family over disjoint example pools: train for meta-training, test for meta-test,
+    validation for choosing checkpoints (None: fresh episodes of `train`, e.g. for synthetic tasks)."""
 
     train: Task
     test: Task
+    validation: Task | None = None
 
 
 @dataclasses.dataclass(frozen=True)
@@ -61,6 +66,7 @@ class OrderedOptions(DataOptions):
     per_class: int = 20  # training-phase examples per class
     queries: int = 100  # query-phase examples (no feedback)
     order: str = "sorted"  # 'sorted' (class 0 first) or 'random' class order
+    permute: bool = True  # relabel the classes by a random permutation per episode
     group: int = 1  # classes per block; >1 interleaves a block's classes (class-incremental)
 
 
@@ -78,8 +84,9 @@ FAMILIES = {
 
 
 @functools.lru_cache(maxsize=16)
-def load_pools(dataset: str, options: DataOptions) -> tuple[Pool, Pool, int]:
-    """(train pool, test pool, number of classes) of a dataset after preprocessing; cached per options."""
+def load_pools(dataset: str, options: DataOptions) -> tuple[Pool, Pool, Pool, int]:
+    """(train pool, validation pool, test pool, number of classes) of a dataset after preprocessing; the
+    validation pool is a fixed slice of the train split that the train pool excludes. Cached per options."""
     if dataset == "digits":
         if options.resize:
             raise ValueError("digits images are 8x8 and already standardized per pixel; drop resize= "
@@ -110,7 +117,8 @@ def load_pools(dataset: str, options: DataOptions) -> tuple[Pool, Pool, int]:
         if options.examples:
             x, y = x[: options.examples], y[: options.examples]
         pools.append(Pool(x=jnp.asarray(x, jnp.float32), y=jnp.asarray(y, jnp.int32)))
-    return pools[0], pools[1], num_classes
+    train, validation = hold_out(pools[0], VALIDATION_FRACTION, f"the train split of {dataset}")
+    return train, validation, pools[1], num_classes
 
 
 def _class_table(pool: Pool, num_classes: int) -> tuple[jnp.ndarray, jnp.ndarray]:
@@ -133,7 +141,7 @@ def _build(family: str, dataset: str, options, spec: str) -> TaskSplit:
     if family == "sum":
         task = SumEpisodes(dim=options.dim, name=spec)
         return TaskSplit(task, task)
-    train, test, num_classes = load_pools(dataset, _data_options(options))
+    train, validation, test, num_classes = load_pools(dataset, _data_options(options))
     if family == "episodes":
         kwargs = dict(pool_classes=num_classes, name=spec, permute=options.permute,
                       permutations=options.permutations, classes=options.classes, project=options.project,
@@ -146,17 +154,22 @@ def _build(family: str, dataset: str, options, spec: str) -> TaskSplit:
             if empty:
                 raise ValueError(f"{spec}: classes= draws from all {num_classes} classes, but classes {empty} have "
                                  f"no examples (padded by num_classes= or cut by examples=)")
-        return TaskSplit(DatasetEpisodes(pool=train, **kwargs), DatasetEpisodes(pool=test, **kwargs))
+        return TaskSplit(*(DatasetEpisodes(pool=p, **kwargs) for p in (train, test, validation)))
     if family == "memorize":
         return TaskSplit(*(MemorizeEpisodes(pool=p, num_classes=num_classes, name=spec, items=options.items)
-                           for p in (train, test)))
+                           for p in (train, test, validation)))
     if options.order not in ("sorted", "random"):
         raise ValueError(f"{spec}: order must be 'sorted' or 'random', got {options.order!r}")
-    table, counts = _class_table(train, num_classes)
-    stream = functools.partial(OrderedStream, pool=train, by_class=table, class_counts=counts,
-                               num_classes=num_classes, name=spec, per_class=options.per_class,
-                               queries=options.queries, order=options.order, group=options.group)
-    return TaskSplit(stream(query_pool=train), stream(query_pool=test))
+
+    def stream(pool: Pool, split: str) -> OrderedStream:
+        phase, queries = hold_out(pool, 0.5, f"{spec}: the {split} split")
+        table, counts = _class_table(phase, num_classes)
+        return OrderedStream(pool=phase, query_pool=queries, by_class=table, class_counts=counts,
+                             num_classes=num_classes, name=spec, per_class=options.per_class,
+                             queries=options.queries, order=options.order, group=options.group,
+                             permute=options.permute)
+
+    return TaskSplit(stream(train, "train"), stream(test, "test"), stream(validation, "validation"))
 
 
 def _user_task(module: str, function: str, options: dict[str, str], spec: str) -> TaskSplit:
@@ -169,6 +182,11 @@ def _user_task(module: str, function: str, options: dict[str, str], spec: str) -
     return result if isinstance(result, TaskSplit) else TaskSplit(result, result)
 
 
+def _with_validation(split: TaskSplit) -> TaskSplit:
+    """A task without a validation pool of its own validates on (other) episodes of its meta-training task."""
+    return split if split.validation is not None else split._replace(validation=split.train)
+
+
 def load_task(spec: str) -> TaskSplit:
     """Build the (meta-train, meta-test) pair a spec names; errors list what exists."""
     names, options = split_options(spec)
@@ -177,11 +195,11 @@ def load_task(spec: str) -> TaskSplit:
     if family == "sum":
         if rest:
             raise ValueError(f"task {spec!r}: sum takes no dataset, only options (sum:dim=64)")
-        return _build(family, "", build(SumOptions, options, f"task {spec!r}"), spec)
+        return _with_validation(_build(family, "", build(SumOptions, options, f"task {spec!r}"), spec))
     if len(rest) == 1 and rest[0] in DATASETS:
         return _build(family, rest[0], build(FAMILIES[family][0], options, f"task {spec!r}"), spec)
     if family == "episodes" and len(rest) == 2:
-        return _user_task(rest[0], rest[1], options, spec)
+        return _with_validation(_user_task(rest[0], rest[1], options, spec))
     raise ValueError(f"unknown task {spec!r}; datasets: {', '.join(DATASETS)}; families: "
                      f"{', '.join(FAMILIES)} (e.g. ordered:mnist:per_class=20); or a user task module:function. "
                      f"Run with --list-tasks for every option.")

@@ -20,8 +20,8 @@ from tasks import DATASETS, FAMILIES, Pool, TaskSplit, describe_tasks, load_task
 from tasks.datasets import SHARED_DATA
 
 # Compiles dominate this file's time: each spec is sampled at one length, shared by the tests that use it.
-ORDERED = "ordered:digits:per_class=5,queries=20"  # 50 training steps, 20 queries
-MNIST_ORDERED = "ordered:mnist:resize=7,per_class=5"  # 50 training steps, 100 queries
+ORDERED = "ordered:digits:per_class=5,queries=20,permute=false"  # 50 training steps, 20 queries, labels as stored
+MNIST_ORDERED = "ordered:mnist:resize=7,per_class=5,permute=false"  # 50 training steps, 100 queries
 
 
 def needs_mnist():
@@ -72,9 +72,51 @@ def test_ordered_sorted_stream_layout():
     assert ep.x.shape == (70, 64) and ep.y.shape == ep.feedback_mask.shape == (70,)
     np.testing.assert_array_equal(ep.y[:50], np.repeat(np.arange(10), 5))  # sorted, each class 5 times
     np.testing.assert_array_equal(ep.feedback_mask, np.arange(70) < 50)  # queries get no feedback
-    train_pool, test_pool = load_task("digits").train.pool, load_task("digits").test.pool
-    np.testing.assert_array_equal(train_pool.y[pool_indices(train_pool, ep.x[:50])], ep.y[:50])
-    np.testing.assert_array_equal(test_pool.y[pool_indices(test_pool, ep.x[50:])], ep.y[50:])
+    np.testing.assert_array_equal(task.pool.y[pool_indices(task.pool, ep.x[:50])], ep.y[:50])
+    np.testing.assert_array_equal(task.query_pool.y[pool_indices(task.query_pool, ep.x[50:])], ep.y[50:])
+
+
+def test_a_stream_draws_its_phases_from_disjoint_halves_of_its_own_split():
+    """No meta-test stream image was seen in meta-training, nor is a query image one of the training phase's."""
+    split, plain = load_task(ORDERED), load_task("digits")
+    for stream, pool in ((split.train, plain.train.pool), (split.test, plain.test.pool),
+                         (split.validation, plain.validation.pool)):
+        phase, queries = pool_indices(pool, stream.pool.x), pool_indices(pool, stream.query_pool.x)
+        assert not set(phase) & set(queries) and len(phase) + len(queries) == pool.x.shape[0]
+        assert set(np.unique(stream.pool.y)) == set(np.unique(stream.query_pool.y)) == set(range(10))
+    meta_train_rows = rows(np.concatenate([plain.train.pool.x, plain.validation.pool.x]))
+    assert not any(r.tobytes() in meta_train_rows for r in np.asarray(plain.test.pool.x))
+
+
+def test_validation_slice_is_a_tenth_of_each_class_of_the_train_split_and_never_in_training():
+    split = load_task("digits")
+    train, validation = np.asarray(split.train.pool.y), np.asarray(split.validation.pool.y)
+    train_rows = rows(split.train.pool.x)
+    assert not any(r.tobytes() in train_rows for r in np.asarray(split.validation.pool.x))
+    for c in range(10):
+        total = (train == c).sum() + (validation == c).sum()
+        assert (validation == c).sum() == round(0.1 * total)
+    assert load_task("digits").validation.pool.x.shape == split.validation.pool.x.shape  # fixed between calls
+
+
+def test_a_split_too_small_for_a_validation_slice_says_so():
+    with pytest.raises(ValueError, match="too few to hold out 10% of each class"):
+        load_task("digits:examples=12")
+
+
+def test_ordered_streams_permute_labels_per_episode_by_default():
+    task = load_task(ORDERED.replace(",permute=false", "")).test
+    x, y, _ = sample_many(task, 6, 0)
+    maps = set()
+    for ex, ey in zip(x, y):
+        original = np.concatenate([np.asarray(task.pool.y)[pool_indices(task.pool, ex[:50])],
+                                   np.asarray(task.query_pool.y)[pool_indices(task.query_pool, ex[50:])]])
+        mapping = {}
+        for o, e in zip(original, ey):
+            assert mapping.setdefault(int(o), int(e)) == int(e)  # one map for both phases of an episode
+        assert sorted(mapping[c] for c in range(10)) == list(range(10))
+        maps.add(tuple(mapping[c] for c in range(10)))
+    assert len(maps) == 6
 
 
 def test_ordered_random_order_is_a_class_permutation():
@@ -111,24 +153,24 @@ def test_ordered_groups_interleave_two_classes_per_block(order):
     assert len(seen) == (1 if order == "sorted" else 8)
 
 
-def test_ordered_mnist_train_phase_from_train_pool_queries_from_test_pool():
+def test_ordered_mnist_meta_test_stream_is_all_test_split():
     needs_mnist()
     split = load_task(MNIST_ORDERED)
     train, test = split.train, split.test
     assert train.input_size == 49 and test.episode_length(7) == 5 * 10 + 100
-    assert train.pool.x.shape[0] == test.pool.x.shape[0] == 60_000 and test.query_pool.x.shape[0] == 10_000
+    assert train.pool.x.shape[0] + train.query_pool.x.shape[0] + split.validation.pool.x.shape[0] \
+        + split.validation.query_pool.x.shape[0] == 60_000
+    assert test.pool.x.shape[0] + test.query_pool.x.shape[0] == 10_000
     ep = sample(test, jax.random.key(1), 0)
     assert ep.x.shape == (150, 49)
     np.testing.assert_array_equal(ep.y[:50], np.repeat(np.arange(10), 5))
     np.testing.assert_array_equal(ep.feedback_mask, np.arange(150) < 50)
     q = pool_indices(test.query_pool, ep.x[50:])  # the queries are test-pool rows...
     np.testing.assert_array_equal(test.query_pool.y[q], ep.y[50:])
-    train_rows = rows(train.pool.x)
-    assert not any(r.tobytes() in train_rows for r in np.asarray(ep.x[50:]))  # ... and not train-pool rows
-    t = pool_indices(train.pool, ep.x[:50])  # the training phase is train-pool rows
-    np.testing.assert_array_equal(train.pool.y[t], ep.y[:50])
-    # The meta-train split draws its queries from the train pool.
-    np.testing.assert_array_equal(train.query_pool.x, train.pool.x)
+    t = pool_indices(test.pool, ep.x[:50])  # the training phase is test-split rows too
+    np.testing.assert_array_equal(test.pool.y[t], ep.y[:50])
+    train_rows = rows(np.concatenate([train.pool.x, train.query_pool.x]))
+    assert not any(r.tobytes() in train_rows for r in np.asarray(ep.x))  # ... and none is a meta-training row
 
 
 def class_mean_query_losses(ep, num_classes):
@@ -281,11 +323,12 @@ def test_dim_pads_with_trailing_zeros():
 
 def test_examples_keeps_a_mixed_subset_of_each_split():
     split = load_task("digits:examples=50")
+    assert split.train.pool.x.shape[0] + split.validation.pool.x.shape[0] == split.test.pool.x.shape[0] == 50
     for task in split:
-        assert task.pool.x.shape == (50, 64)
         assert len(np.unique(task.pool.y)) >= 5  # not the first class only (the digits pools are class-sorted)
     plain = load_task("digits")
-    pool_indices(plain.train.pool, split.train.pool.x)  # a subset of the split it came from
+    whole_train = Pool(x=jnp.concatenate([plain.train.pool.x, plain.validation.pool.x]), y=plain.train.pool.y)
+    pool_indices(whole_train, split.train.pool.x)  # a subset of the split it came from
     pool_indices(plain.test.pool, split.test.pool.x)
 
 

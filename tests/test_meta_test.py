@@ -51,8 +51,10 @@ def test_meta_test_writes_consistent_table_csv_json_and_plots(run_dir):
         csv_rows = list(csv.DictReader(f))
     assert [(r["task"], r["learner"]) for r in rows] == [(r["task"], r["learner"]) for r in csv_rows]
     assert len(rows) == 6  # 2 tasks x (learned + 2 baselines)
+    assert list(csv_rows[0])[0] == "score" and out.stdout.splitlines()[1].split()[0] == "score"
     for row, csv_row in zip(rows, csv_rows):
         assert float(csv_row["acc"]) == pytest.approx(row["acc"])
+        assert row["score"] == (row["query_acc"] if row["task"].startswith("ordered") else row["acc"])
         steps = load_task(row["task"]).test.episode_length(TINY.episode_length)
         assert len(curves[row["task"]][row["learner"]]["acc"]) == steps  # one point per inner step
         assert f"{row['acc']:.3f}" in out.stdout
@@ -75,7 +77,16 @@ def test_inspect_checkpoint_agrees_with_the_run(run_dir, tmp_path):
     logged = [json.loads(line) for line in (run_dir / "metrics.jsonl").read_text().splitlines()]
     assert [e["test_acc"] for e in info["metrics"]["meta_test"]] == [r["test_acc"] for r in logged if "test_acc" in r]
     assert info["metrics"]["train_fitness"]["last"] == logged[-1]["train_fitness"]
-    assert info["best_step"] in (2, 4)
+    evals = [r for r in logged if "test_acc" in r]
+    assert all("val_score" in r and "score" in r["tests"]["digits"] for r in evals)
+    chosen = max(evals, key=lambda r: r["val_score"])  # the first of equal scores: a tie does not replace
+    assert info["best"] == {"generation": chosen["generation"], "selected_by": "validation",
+                            "val_score": chosen["val_score"]}
+    assert "selected by validation" in script("inspect_checkpoint.py", run_dir).stdout
+    best_test = script("meta_test.py", "--run", run_dir, "--best", "--episodes", 2, "--baselines", "--no-progress")
+    assert best_test.returncode == 0, best_test.stderr
+    assert f"at generation {chosen['generation']} (best: generation {chosen['generation']}, selected by validation" \
+        in best_test.stdout
     sizes = learner_sizes(run.learner, TaskSpec(64, 10))
     assert info["sizes"]["algorithm"] == sizes.algorithm and info["sizes"]["state"] == sizes.state
     assert sum(p["count"] for p in info["meta_parameters"].values()) == sizes.algorithm

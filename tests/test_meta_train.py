@@ -105,11 +105,13 @@ def test_sigkill_mid_run_resumes_from_the_last_checkpoint(devices, tmp_path):
     (["--population", "20"], "multiple of 2 x devices = 16"),
     (["--learner", "vsml:tick=1"], "unknown option"),
     (["--sigma", "-1"], "must be positive"),
+    (["--val-tasks", "mnsit"], "validation task 'mnsit': unknown task"),
+    (["--learner", "meta_rnn:hidden=4", "--val-tasks", "digits:dim=32"], "validation task 'digits:dim=32'"),
 ])
 def test_cli_errors_are_one_line_without_traceback(tmp_path, extra, message):
     out = cli(*tiny_args(tmp_path / "run"), *extra)
     assert out.returncode == 2
-    assert message in out.stderr and "Traceback" not in out.stderr
+    assert message in out.stderr and "Traceback" not in out.stderr and len(out.stderr.strip().splitlines()) == 1
 
 
 @pytest.mark.slow

@@ -102,7 +102,8 @@ def test_mean_interval_is_the_t_interval_over_seeds():
 
 
 def _result(learner, tasks, seed, meta_train, digits, ordered):
-    score = lambda acc, query=None: {"acc": acc, "acc_last20": acc, "loss": 1.0, "acc_ci": 0.0, "query_acc": query}
+    score = lambda acc, query=None: {"score": acc if query is None else query, "acc": acc, "acc_last20": acc,
+                                     "loss": 1.0, "acc_ci": 0.0, "query_acc": query}
     return {"learner": learner, "tasks": tasks, "seed": seed, "outer": "es", "algorithm_size": 100, "state_size": 10,
             "flops_per_step": 1.0, "train_seconds": 60.0,
             "scores": {"meta_train": score(meta_train), "digits": score(digits), "ordered": score(0.1, ordered),
@@ -143,11 +144,13 @@ def test_sweep_runs_reports_and_resumes_without_redoing_points(tmp_path):
     for point_id, r in results.items():
         assert r["point"] == point_id and r["scores"]["absent"].startswith("unavailable")
         assert 0 <= r["scores"]["meta_train"]["acc"] <= 1 and r["scores"]["ordered"]["query_acc"] is not None
+        assert r["scores"]["ordered"]["score"] == r["scores"]["ordered"]["query_acc"]
+        assert r["best_by_validation"]["selected_by"] == "validation"
         generations = [json.loads(line)["generation"]
                        for line in (sw.point_dir(out, point_id) / "run" / "metrics.jsonl").read_text().splitlines()]
         assert generations == [1, 2, 3]
     baselines = json.loads((out / "baselines.json").read_text())
-    assert baselines["sgd"]["spec"] == max(baselines["sgd"]["tuning_acc"], key=baselines["sgd"]["tuning_acc"].get)
+    assert baselines["sgd"]["spec"] == max(baselines["sgd"]["tuning_score"], key=baselines["sgd"]["tuning_score"].get)
 
     with (out / "sweep_table.csv").open() as f:
         table = list(csv.DictReader(f))

@@ -1,4 +1,6 @@
-"""Tables, CSV/JSON files and plots of meta-test results: one row per (task, learner), four axes each."""
+"""Tables, CSV/JSON files and plots of meta-test results: one row per (task, learner), four axes each.
+
+`score` leads every table: query-phase accuracy on streams, whole-episode online accuracy otherwise."""
 
 from __future__ import annotations
 
@@ -8,20 +10,20 @@ from pathlib import Path
 
 import numpy as np
 
-COLUMNS = ("task", "learner", "algorithm_size", "state_size", "flops_per_step", "acc", "acc_ci", "acc_last20",
-           "query_acc", "loss")
+COLUMNS = ("score", "task", "learner", "algorithm_size", "state_size", "flops_per_step", "acc", "acc_ci",
+           "acc_last20", "query_acc", "loss")
 
 
 def format_table(rows: list[dict]) -> str:
     """A fixed-width text table of the four axes ('-' where a task has no query phase)."""
     tw = max(len("task"), *(len(r["task"]) for r in rows)) + 2
     lw = max(len("learner"), *(len(r["learner"]) for r in rows)) + 2
-    header = f"{'task':<{tw}}{'learner':<{lw}}{'algorithm':>10}{'state':>10}{'FLOPs/step':>12}" \
+    header = f"{'score':>6}  {'task':<{tw}}{'learner':<{lw}}{'algorithm':>10}{'state':>10}{'FLOPs/step':>12}" \
              f"{'acc':>14}{'last 20%':>10}{'query':>7}"
     lines = [header, "-" * len(header)]
     for r in rows:
         query = "-" if r["query_acc"] is None else f"{r['query_acc']:.3f}"
-        lines.append(f"{r['task']:<{tw}}{r['learner']:<{lw}}{r['algorithm_size']:>10,}{r['state_size']:>10,}"
+        lines.append(f"{r['score']:>6.3f}  {r['task']:<{tw}}{r['learner']:<{lw}}{r['algorithm_size']:>10,}{r['state_size']:>10,}"
                      f"{r['flops_per_step']:>12.3g}{r['acc']:>8.3f}±{r['acc_ci']:.3f}{r['acc_last20']:>10.3f}"
                      f"{query:>7}")
     return "\n".join(lines)

@@ -21,13 +21,12 @@ from pathlib import Path
 from typing import Any
 
 from metalearn.outer import outer_fields
+from metalearn.training import keys
 from metalearn.training.config import MetaTrainConfig
 
 BASELINES_JOB = "baselines"
 LABEL = re.compile(r"[A-Za-z0-9](?:[A-Za-z0-9.+-]|_(?!_))*(?<!_)")  # no '__': it separates a point id's parts
 SHARED_ONLY = ("episode_length", "inner_batch")  # every point is scored on the same episodes: set them in base
-EVAL_KEY = 7  # fold-in constant: every point and baseline is scored on the same meta-test episodes
-TUNE_KEY = 8  # ... and the baselines' learning rates are chosen on other episodes of the training tasks
 
 
 @dataclasses.dataclass(frozen=True)
@@ -212,12 +211,11 @@ def _score_unseen(unseen: dict, score) -> dict:
     return {label: task if isinstance(task, str) else score(task) for label, task in unseen.items()}
 
 
-def _scorer(sweep: SweepConfig, episode_length: int, key_constant: int):
+def _scorer(sweep: SweepConfig, episode_length: int, key):
+    """score(learner, params, task) on `eval_episodes` episodes drawn from `key` (the same for every learner)."""
     import jax
 
     from metalearn.rollout.evaluation import evaluate, summary
-
-    key = jax.random.fold_in(jax.random.key(sweep.eval_seed), key_constant)
 
     def score(learner, params, task, batch: int = 1) -> dict:
         run = jax.jit(lambda p, t: evaluate(learner, p, t, key, sweep.eval_episodes, episode_length, batch))
@@ -232,6 +230,7 @@ def run_point(sweep_dir: Path, point_id: str, progress: bool = False) -> dict:
     from metalearn.learners import learner_sizes, step_flops
     from metalearn.training.loop import MetaTraining, meta_train
     from metalearn.training.metrics import read_metrics
+    from metalearn.training.selection import best_selection
     from tasks import load_task
 
     sweep = load_sweep(sweep_dir)
@@ -247,7 +246,7 @@ def run_point(sweep_dir: Path, point_id: str, progress: bool = False) -> dict:
     training = MetaTraining(config, make_mesh(1))
     state = meta_train(training, run_dir, resume=True, progress=progress)
     params = state.es.params
-    score = _scorer(sweep, config.episode_length, EVAL_KEY)
+    score = _scorer(sweep, config.episode_length, keys.evaluation(sweep.eval_seed))
     learner, batch = training.learner, config.inner_batch
     scores = {"meta_train": score(learner, params, load_task(point.task.spec).train, batch),
               **_score_unseen(unseen, lambda task: score(learner, params, task, batch))}
@@ -257,7 +256,8 @@ def run_point(sweep_dir: Path, point_id: str, progress: bool = False) -> dict:
               "seed": point.seed, "algorithm_size": sizes.algorithm, "state_size": sizes.state,
               "flops_per_step": step_flops(learner, training.spec), "generations": config.generations,
               "train_seconds": sum(r["seconds"] for r in read_metrics(run_dir)),
-              "wall_seconds_last_session": time.perf_counter() - tic, "scores": scores}
+              "wall_seconds_last_session": time.perf_counter() - tic, "scores": scores,
+              "best_by_validation": best_selection(run_dir)}  # reported; the scores are the final checkpoint's
     write_json_atomic(point_dir(sweep_dir, point_id) / "result.json", result)
     return result
 
@@ -272,19 +272,20 @@ def run_baselines(sweep_dir: Path) -> dict:
     length = MetaTrainConfig(**sweep.base).episode_length
     widest = max(sweep.tasks, key=lambda t: (t.count == 0, t.count))
     tune_task = load_task(widest.spec).train
-    tune, score = _scorer(sweep, length, TUNE_KEY), _scorer(sweep, length, EVAL_KEY)
+    tune = _scorer(sweep, length, keys.tuning(sweep.eval_seed))
+    score = _scorer(sweep, length, keys.evaluation(sweep.eval_seed))
     unseen = load_unseen(sweep)
     task_spec = TaskSpec(tune_task.input_size, tune_task.num_classes, tune_task.episode_length(length))
 
     out = {"tuned_on": widest.spec}
     for name, specs in sweep.baselines.items():
-        options = {spec: tune(make_learner(spec), {}, tune_task)["acc"] for spec in specs}
+        options = {spec: tune(make_learner(spec), {}, tune_task)["score"] for spec in specs}
         best = max(options, key=lambda spec: -math.inf if math.isnan(options[spec]) else options[spec])
         learner = make_learner(best)
         sizes = learner_sizes(learner, task_spec)
         scores = {"meta_train": score(learner, {}, tune_task),
                   **_score_unseen(unseen, lambda task: score(learner, {}, task))}
-        out[name] = {"spec": best, "tuning_acc": options, "algorithm_size": sizes.algorithm,
+        out[name] = {"spec": best, "tuning_score": options, "algorithm_size": sizes.algorithm,
                      "state_size": sizes.state, "flops_per_step": step_flops(learner, task_spec), "scores": scores}
     write_json_atomic(Path(sweep_dir) / "baselines.json", out)
     return out

@@ -3,9 +3,9 @@ Markdown, and plots of unseen-task accuracy and generalization gap against log10
 and against the number of meta-training tasks, with the tuned hand-designed learners as reference lines.
 
 Definitions: meta-train accuracy is scored on the point's own meta-training distribution (train split,
-e.g. its 4 fixed permutations); an unseen task's accuracy is whole-episode online accuracy on its test
-split (query-phase accuracy for ordered streams, which have one); the gap is meta-train accuracy minus the
-mean over the unseen tasks without a query phase (same metric on both sides). An unseen task from the
+e.g. its 4 fixed permutations); every cell is a task's `score` (query-phase accuracy for ordered streams,
+whole-episode online accuracy otherwise) on the named split; the gap is the meta-train score minus the mean
+over the unseen tasks without a query phase (same metric on both sides). An unseen task from the
 training dataset (MNIST's test split with fresh label permutations) is new images and, for every level but
 the unbounded ones, new tasks; the other datasets are new input distributions for every level.
 """
@@ -26,10 +26,8 @@ BASELINE_STYLES = {"sgd": "--", "adam": ":", "class_mean": "-."}
 
 
 def _accuracy(score: dict | str | None) -> float:
-    """Whole-episode accuracy, or the query phase's where there is one; NaN for an unavailable task."""
-    if not isinstance(score, dict):
-        return math.nan
-    return score["query_acc"] if score.get("query_acc") is not None else score["acc"]
+    """The task's headline score; NaN for an unavailable task."""
+    return score["score"] if isinstance(score, dict) else math.nan
 
 
 def mean_interval(values: list[float]) -> tuple[float, float]:
@@ -126,8 +124,9 @@ def markdown_table(rows: list[dict], base_rows: list[dict], unseen: list[str], s
         cells = [r["learner"], r["outer"], f"{r['algorithm_size']:,}", f"{r['state_size']:,}", "-", r["tasks"], "-",
                  _cell(r, "meta_train"), *(_cell(r, u) for u in unseen), "-", f"{r['flops_per_step']:.3g}", "-"]
         lines.append("| " + " | ".join(cells) + " |")
-    notes = ["", ("Mean ± half-width of the 95% t-interval over seeds. Ordered streams: query-phase accuracy. "
-                  "gap = meta-train accuracy minus the mean over the unseen tasks without a query phase. "
+    notes = ["", ("Mean ± half-width of the 95% t-interval over seeds of each task's score: query-phase accuracy "
+                  "on ordered streams, whole-episode online accuracy otherwise. "
+                  "gap = meta-train score minus the mean over the unseen tasks without a query phase. "
                   "Hand-designed learners: the best of their grid on the meta-training distribution.")]
     notes += [f"Not run: {u} (its data is not available on this machine)." for u in skipped]
     return "\n".join(lines + notes) + "\n"
@@ -188,7 +187,7 @@ def plot_ratio(path: Path, rows: list[dict], base_rows: list[dict], unseen: list
                         color=colors[r["learner"]], label=f"{r['learner']} ({r['outer']})")
         if metric != "gap":
             _baseline_lines(ax, base_rows, metric)
-    return _finish(plt, fig, axes, metrics, "log10(algorithm size / state size)", "online accuracy",
+    return _finish(plt, fig, axes, metrics, "log10(algorithm size / state size)", "score",
                    f"meta-trained on '{level}' tasks; mean and 95% interval over seeds", path)
 
 
@@ -208,7 +207,7 @@ def plot_tasks(path: Path, rows: list[dict], base_rows: list[dict], unseen: list
         if metric != "gap":
             _baseline_lines(ax, base_rows, metric)
         ax.set_xticks(range(len(levels)), levels, rotation=20, fontsize=8)
-    return _finish(plt, fig, axes, metrics, "distinct meta-training tasks", "online accuracy",
+    return _finish(plt, fig, axes, metrics, "distinct meta-training tasks", "score",
                    "mean and 95% interval over seeds", path)
 
 

@@ -54,7 +54,10 @@ def evaluate(learner: Learner, meta_params: PyTree, task: Task, key: chex.PRNGKe
 
 
 def summary(evaluation: Evaluation) -> dict[str, float | None]:
-    """The scalar part as plain floats for JSON and tables; query_acc is None without a query phase."""
+    """The scalar part as plain floats for JSON and tables, headed by `score`, the one number a task is
+    judged by: query-phase accuracy where there is a query phase (a stream), whole-episode online accuracy
+    otherwise. query_acc is None without a query phase."""
     keys = ("acc", "acc_last20", "loss", "acc_ci", "query_acc")
     values = {k: float(getattr(evaluation, k)) for k in keys}
-    return {k: None if math.isnan(v) else v for k, v in values.items()}
+    values = {k: None if math.isnan(v) else v for k, v in values.items()}
+    return {"score": values["acc"] if values["query_acc"] is None else values["query_acc"], **values}

@@ -19,6 +19,7 @@ class MetaTrainConfig:
     learner: str = "vsml"  # learner spec, e.g. 'vsml:ticks=1,hidden=32'
     train_tasks: tuple[str, ...] = ("digits",)  # task specs meta-trained on (their train splits)
     test_tasks: tuple[str, ...] = ("digits",)  # task specs meta-tested on (their test splits)
+    val_tasks: tuple[str, ...] = ()  # task specs validated on (their validation slices; empty: train_tasks')
     outer: OuterConfig = ESConfig()  # the outer optimizer and its settings (ESConfig, BackpropConfig)
     lr: float = 0.025  # Adam learning rate on the outer gradient (an ES estimate or backprop's)
     generations: int = 375  # outer steps; about 10 minutes on 2 CPU cores with the default ES

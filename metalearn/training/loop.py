@@ -25,56 +25,60 @@ from metalearn.outer import OuterMetrics, OuterState
 from metalearn.outer.mesh import replicate
 from metalearn.rollout.evaluation import Evaluation, evaluate, summary
 from metalearn.rollout.inner_loop import mean_fitness
-from metalearn.training import checkpoint, distributed
+from metalearn.training import checkpoint, distributed, keys
 from metalearn.training.config import MetaTrainConfig
 from metalearn.training.metrics import plot_training, read_metrics
 from metalearn.training.run import write_run_info
 from tasks import Task, check_same_shape, load_task
-
-EVAL_KEY = 1  # fold-in constant: the meta-test episodes are the same at every evaluation of a run
-
 
 class RunState(NamedTuple):
     """Everything a checkpoint holds besides the config."""
 
     es: OuterState  # the outer optimizer's state (the name is kept: checkpoints store it under 'es')
     generation: chex.Array  # completed generations
-    key: chex.Array  # raw key data of the run key; generation g uses fold_in(run key, g)
+    key: chex.Array  # raw key data of the run's root key; generation g uses keys.generation(root, g)
 
 
 class MetaTraining:
     """One config on one mesh: the learner, its tasks and the jitted generation and evaluation steps.
 
-    `train_tasks` / `test_tasks` replace the config's task specs (e.g. synthetic tasks in a benchmark).
+    `train_tasks` / `test_tasks` / `val_tasks` replace the config's task specs (e.g. synthetic tasks in a
+    benchmark). Validation tasks (default: the meta-training specs on their validation slices) choose the
+    best checkpoint; meta-test tasks are only reported.
     """
 
     def __init__(self, config: MetaTrainConfig, mesh: Mesh, train_tasks: Sequence[Task] | None = None,
-                 test_tasks: Sequence[Task] | None = None):
+                 test_tasks: Sequence[Task] | None = None, val_tasks: Sequence[Task] | None = None):
         self.config, self.mesh = config, mesh
         self.learner = make_learner(config.learner)
-        self.train_tasks = tuple(train_tasks or (load_task(s).train for s in config.train_tasks))
-        self.test_tasks = tuple(test_tasks or (load_task(s).test for s in config.test_tasks))
+        self.train_tasks = tuple(train_tasks or _load(config.train_tasks, "train", "meta-training"))
+        self.test_tasks = tuple(test_tasks or _load(config.test_tasks, "test", "meta-test"))
+        self.val_tasks = tuple(val_tasks or _load(config.val_tasks or config.train_tasks, "validation", "validation"))
         first = self.train_tasks[0]
         self.spec = TaskSpec(first.input_size, first.num_classes, first.episode_length(config.episode_length))
         check_same_shape({f"meta-training task {i} ({task.name!r})": task for i, task in enumerate(self.train_tasks)})
         template = jax.eval_shape(lambda k: self.learner.init_meta_params(k, self.spec), jax.random.key(0))
-        for task in self.test_tasks:
-            check_task_fits(self.learner, template, task)
+        for role, tasks in (("meta-test", self.test_tasks), ("validation", self.val_tasks)):
+            for task in tasks:
+                try:
+                    check_task_fits(self.learner, template, task)
+                except ValueError as err:
+                    raise ValueError(f"{role} {err}") from None
         config.outer.check(mesh.devices.size, config.episodes_per_member)
         # the tasks' arrays go to every device once per run (global arrays with several processes)
-        self.train_tasks, self.test_tasks = replicate((self.train_tasks, self.test_tasks), mesh)
+        self.train_tasks, self.test_tasks, self.val_tasks = replicate(
+            (self.train_tasks, self.test_tasks, self.val_tasks), mesh)
         self.optimizer = optax.adam(config.lr)
         # the outer optimizer says how the inner loop runs the learner (backprop: truncated, optionally)
         self._inner_learner = config.outer.wrap(self.learner)
         self.outer = config.outer.build(self._fitness, self.optimizer, mesh)
         self.generation_step: Callable[[RunState, tuple], tuple[RunState, OuterMetrics]] = jax.jit(
             self._generation, donate_argnums=0)
-        self.evaluate: Callable[[PyTree, Task], Evaluation] = jax.jit(self._evaluate)
+        self.evaluate: Callable[[PyTree, Task, chex.PRNGKey], Evaluation] = jax.jit(self._evaluate)
 
     def init(self) -> RunState:
-        key = jax.random.key(self.config.seed)
-        params = self.learner.init_meta_params(jax.random.fold_in(key, 0), self.spec)
-        state = RunState(self.outer.init(params), jnp.int32(0), jax.random.key_data(key))
+        params = self.learner.init_meta_params(keys.init(self.config.seed), self.spec)
+        state = RunState(self.outer.init(params), jnp.int32(0), jax.random.key_data(keys.root(self.config.seed)))
         return replicate(state, self.mesh)
 
     def _fitness(self, params: PyTree, data: tuple) -> tuple[chex.Array, chex.Array]:
@@ -86,8 +90,7 @@ class MetaTraining:
         backprop: one gradient step on those episodes, split over devices."""
         cfg = self.config
         per_task = cfg.episodes_per_member
-        key = jax.random.fold_in(jax.random.wrap_key_data(state.key), state.generation)
-        noise_key, task_key, init_key = jax.random.split(key, 3)
+        noise_key, task_key, init_key = keys.generation(jax.random.wrap_key_data(state.key), state.generation)
         task_keys = jax.random.split(task_key, len(tasks) * per_task).reshape(len(tasks), per_task)
         init_keys = jax.random.split(init_key, len(tasks) * per_task).reshape(len(tasks), per_task)
         data = tuple((init_keys[i], jax.vmap(lambda k: task.sample(k, cfg.episode_length))(task_keys[i]))
@@ -98,22 +101,37 @@ class MetaTraining:
     @property
     def eval_key(self) -> chex.PRNGKey:
         """The same meta-test episodes at every evaluation of a run, and for its baselines."""
-        return jax.random.fold_in(jax.random.key(self.config.seed), EVAL_KEY)
+        return keys.evaluation(self.config.seed)
 
-    def _evaluate(self, params: PyTree, task: Task) -> Evaluation:
+    def _evaluate(self, params: PyTree, task: Task, key: chex.PRNGKey) -> Evaluation:
         cfg = self.config
-        return evaluate(self.learner, params, task, self.eval_key, cfg.eval_episodes, cfg.episode_length,
-                        cfg.inner_batch)
+        return evaluate(self.learner, params, task, key, cfg.eval_episodes, cfg.episode_length, cfg.inner_batch)
 
     def evaluate_all(self, params: PyTree) -> dict:
-        """Metrics-line fields: test_acc / test_acc_last20 / test_loss averaged over the meta-test tasks (and
-        query_acc over those with a query phase), plus each task's own under 'tests'."""
-        per_task = {task.name: summary(self.evaluate(params, task)) for task in self.test_tasks}
-        record = {f"test_{k}": float(np.mean([r[k] for r in per_task.values()])) for k in ("acc", "acc_last20", "loss")}
+        """Metrics-line fields: val_score, the mean score over the validation tasks (which chooses `best/`);
+        test_score / test_acc / test_acc_last20 / test_loss averaged over the meta-test tasks (and
+        test_query_acc over those with a query phase), plus each task's own under 'validation' and 'tests'."""
+        val_key = keys.validation(self.config.seed)
+        validation = {task.name: summary(self.evaluate(params, task, val_key)) for task in self.val_tasks}
+        per_task = {task.name: summary(self.evaluate(params, task, self.eval_key)) for task in self.test_tasks}
+        record = {"val_score": float(np.mean([r["score"] for r in validation.values()]))}
+        record |= {f"test_{k}": float(np.mean([r[k] for r in per_task.values()]))
+                   for k in ("score", "acc", "acc_last20", "loss")}
         queries = [r["query_acc"] for r in per_task.values() if r["query_acc"] is not None]
         if queries:
             record["test_query_acc"] = float(np.mean(queries))
-        return {**record, "tests": per_task}
+        return {**record, "validation": validation, "tests": per_task}
+
+
+def _load(specs: Sequence[str], split: str, role: str) -> tuple[Task, ...]:
+    """One split of each spec's tasks; an error names the role the spec was given for."""
+    tasks = []
+    for spec in specs:
+        try:
+            tasks.append(getattr(load_task(spec), split))
+        except ValueError as err:
+            raise type(err)(f"{role} task {spec!r}: {err}") from None  # same type: a missing dataset stays one
+    return tuple(tasks)
 
 
 def _truncate_metrics(path: Path, generation: int) -> None:
@@ -139,10 +157,11 @@ def meta_train(training: MetaTraining, run_dir: Path, resume: bool = False, prog
     """Run (or resume) meta-training into `run_dir`; returns the final state.
 
     Files: run.json (config, task shape, environment); metrics.jsonl (one line per generation; evaluation
-    lines add test_acc, test_acc_last20 and per-task scores); training.png (fitness and meta-test accuracy);
-    baselines.json (untrained algorithm, online SGD and nearest class mean on the evaluation episodes);
-    checkpoints/ (orbax, every `checkpoint_every` generations and at the end, the last 3 kept); best/ (the
-    checkpoint with the highest mean meta-test accuracy so far).
+    lines add val_score, test_score, test_acc, test_acc_last20 and per-task scores); training.png (fitness,
+    validation and meta-test scores); baselines.json (untrained algorithm, online SGD and nearest class mean
+    on the evaluation episodes); checkpoints/ (orbax, every `checkpoint_every` generations and at the end,
+    the last 3 kept); best/ (the checkpoint with the highest val_score so far: chosen on validation tasks,
+    never on meta-test ones).
 
     With several processes (metalearn.training.distributed) every process runs this loop in step, computing the same
     replicated numbers; only process 0 writes run.json, metrics.jsonl, baselines.json and the plot, and every
@@ -163,7 +182,7 @@ def meta_train(training: MetaTraining, run_dir: Path, resume: bool = False, prog
                 _truncate_metrics(metrics_path, steps[-1])
     best = -1.0
     if main:
-        best = max((r["test_acc"] for r in read_metrics(run_dir) if "test_acc" in r), default=-1.0)
+        best = max((r["val_score"] for r in read_metrics(run_dir) if "val_score" in r), default=-1.0)
     best = distributed.broadcast_float(best)  # every process must take the same best-checkpoint decisions
     run_dir.mkdir(parents=True, exist_ok=True)
     start = int(state.generation)
@@ -188,12 +207,12 @@ def meta_train(training: MetaTraining, run_dir: Path, resume: bool = False, prog
                       "seconds": time.perf_counter() - tic}
             if generation % config.eval_every == 0 or generation == config.generations:
                 record.update(training.evaluate_all(state.es.params))
-                last_eval = {k: record[k] for k in ("test_acc", "test_acc_last20")}
+                last_eval = {k: record[k] for k in ("val_score", "test_score")}
             if main:
                 log.write(json.dumps(record) + "\n")
                 log.flush()
-            if record.get("test_acc", -1.0) > best:
-                best = record["test_acc"]
+            if record.get("val_score", -1.0) > best:
+                best = record["val_score"]
                 checkpoint.save(run_dir, generation, state, config, kind=checkpoint.BEST)
             if generation % config.checkpoint_every == 0 or generation == config.generations:
                 checkpoint.save(run_dir, generation, state, config)

@@ -1,4 +1,4 @@
-"""A run's metrics.jsonl read back, and training.png drawn from it (fitness and meta-test accuracy)."""
+"""A run's metrics.jsonl read back, and training.png drawn from it (fitness, validation and meta-test scores)."""
 
 from __future__ import annotations
 
@@ -14,7 +14,7 @@ def read_metrics(run_dir: Path) -> list[dict]:
 
 
 def plot_training(run_dir: Path) -> Path | None:
-    """training.png: train fitness and meta-test accuracy over generations, from metrics.jsonl."""
+    """training.png: train fitness, and validation and meta-test scores over generations, from metrics.jsonl."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -27,9 +27,11 @@ def plot_training(run_dir: Path) -> Path | None:
     fig, (ax_fit, ax_acc) = plt.subplots(1, 2, figsize=(10, 3.8))
     ax_fit.plot([r["generation"] for r in records], [r["train_fitness"] for r in records], lw=0.8)
     ax_fit.set(xlabel="generation", ylabel="train fitness (cross-entropy)", title="meta-training")
-    for key, label in (("test_acc", "whole episode"), ("test_acc_last20", "last 20% of steps")):
-        ax_acc.plot([r["generation"] for r in evals], [r[key] for r in evals], marker="o", ms=3, label=label)
-    ax_acc.set(xlabel="generation", ylabel="meta-test online accuracy", title="meta-test during training", ylim=(0, 1))
+    for key, label in (("val_score", "validation (chooses best/)"), ("test_score", "meta-test")):
+        points = [(r["generation"], r[key]) for r in evals if key in r]
+        if points:
+            ax_acc.plot(*zip(*points), marker="o", ms=3, label=label)
+    ax_acc.set(xlabel="generation", ylabel="score", title="validation and meta-test during training", ylim=(0, 1))
     for ax in (ax_fit, ax_acc):
         ax.grid(alpha=0.3)
     ax_acc.legend(fontsize=8)
