@@ -16,6 +16,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from tasks.datasets import CATALOGUE
+from tasks.episodes import Pool
 from tasks.registry import DataOptions, load_pools
 
 DATASETS = tuple(name.replace("-", "_") for name in CATALOGUE)
@@ -56,7 +57,9 @@ def load_stream_data(dataset: str, resize: int, subset: int = 0, data_dir: str =
         raise ValueError(f"unknown dataset {dataset!r}; known datasets: {', '.join(DATASETS)}")
     if resize < 1 or 28 % resize:
         raise ValueError(f"resize must divide 28 (7, 14 or 28), got {resize}")
-    train, test, num_classes = load_pools(dataset, DataOptions(resize=resize, data_dir=data_dir))
+    train, validation, test, num_classes = load_pools(dataset, DataOptions(resize=resize, data_dir=data_dir))
+    # the benchmark feeds the whole train split: meta-training's validation slice goes back in
+    train = Pool(x=jnp.concatenate([train.x, validation.x]), y=jnp.concatenate([train.y, validation.y]))
     splits = []
     for split, pool in (("train", train), ("test", test)):
         y = np.asarray(pool.y)
