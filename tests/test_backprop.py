@@ -93,20 +93,21 @@ def fitness_of(learner, num_classes):
 
 
 def test_backprop_meta_trains_meta_rnn_on_digits(devices, digits):
+    """30 steps on one fixed batch of episodes must fit it: with a wrong or zero gradient of the production
+    fitness its loss would not fall (labels are permuted per episode, so fresh episodes would mostly only
+    calibrate towards ln 10 in 30 steps)."""
     spec = TaskSpec(digits.input_size, digits.num_classes)
     fitness = fitness_of(LEARNER, spec.num_classes)
     outer = BackpropConfig().build(fitness, optax.adam(1e-2), make_mesh(8))
     params = LEARNER.init_meta_params(jax.random.key(0), spec)
     step, state = jax.jit(outer.step), outer.init(params)
-    held_out = (episodes(digits, jax.random.key(10_000), 32),)
-    score = jax.jit(fitness)
-    before, train_losses = float(score(params, held_out)[0]), []
+    batch = (episodes(digits, jax.random.key(0), 16),)
+    before = float(jax.jit(fitness)(params, batch)[0])
+    train_losses = []
     for i in range(30):
-        state, metrics = step(state, jax.random.key(i), (episodes(digits, jax.random.key(i), 16),))
+        state, metrics = step(state, jax.random.key(i), batch)
         assert np.isfinite(metrics.fitness).all() and np.isfinite(metrics.grad_norm)
         train_losses.append(float(metrics.fitness.mean()))
-    after = float(score(state.params, held_out)[0])
-    # Labels are permuted per episode, so 30 steps mostly calibrate towards ln(10) = 2.303 (seen: 2.326 ->
-    # 2.308 on the held-out episodes); a wrong or zero gradient would not move it.
-    assert after < before - 0.01, (before, after)
+    after = float(jax.jit(fitness)(state.params, batch)[0])
+    assert after < before - 0.5, (before, after)  # seen: 2.30 -> 1.02
     assert np.mean(train_losses[-5:]) < np.mean(train_losses[:5]), train_losses
