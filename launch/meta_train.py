@@ -31,17 +31,21 @@ expose_cpu_cores()
 
 import jax  # noqa: E402
 
-from metalearn import checkpoint, distributed, es  # noqa: E402
+from metalearn import checkpoint, distributed, es, runlock  # noqa: E402
 from metalearn.config import MetaTrainConfig  # noqa: E402
+from metalearn.interrupt import Interrupted  # noqa: E402
 from metalearn.learners import learner_sizes, step_flops  # noqa: E402
 from metalearn.meta_train import MetaTraining, meta_train  # noqa: E402
 from tasks import describe_tasks  # noqa: E402
+from tasks.trust import ALLOW_FLAG, only_trusted  # noqa: E402
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--devices", type=int, default=None, help="devices to shard the population over (default: all)")
     p.add_argument("--run-dir", type=Path, default=None, help="where metrics and checkpoints go (default: runs/<time>)")
     p.add_argument("--resume", action="store_true", help="continue from the last checkpoint in --run-dir")
+    p.add_argument("--resume-from", type=int, default=None, metavar="STEP", help="with --resume: continue from "
+                   "this saved generation instead (e.g. when the last checkpoint is damaged); later ones are deleted")
     p.add_argument("--no-progress", action="store_true", help="no progress bar (for logs)")
     p.add_argument("--data-dir", type=Path, default=None, help="where the datasets' IDX files are (sets METALEARN_DATA)")
     p.add_argument("--list-tasks", action="store_true", help="list every task, family and option, and exit")
@@ -53,6 +57,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--process-id", type=int, default=None, help="multi-process run: this process, 0..N-1")
     p.add_argument("--init-timeout", type=int, default=300, metavar="SECONDS",
                    help="multi-process run: give up joining after this long (default: 300)")
+    p.add_argument(ALLOW_FLAG, action="store_true", help="--resume: run user tasks (module:function) that the "
+                   "saved config names: only for runs whose code you trust")
     p.add_argument("--dry-run", action="store_true", help="print the config and the learner's sizes and FLOPs, "
                                                           "then exit without training")
     for field in dataclasses.fields(MetaTrainConfig):
@@ -64,6 +70,34 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     return p.parse_args(argv)
 
 
+def resolve_config(args: argparse.Namespace, overrides: dict, run_dir: Path) -> tuple[MetaTrainConfig, int]:
+    """The config to train and the generation it resumes at (0: a fresh start)."""
+    runlock.check_run_dir(run_dir)
+    steps = checkpoint.saved_steps(run_dir)
+    if args.resume_from is not None and not args.resume:
+        raise ValueError("--resume-from needs --resume")
+    if steps and not args.resume:
+        raise ValueError(f"{run_dir} already holds checkpoints (last: generation {steps[-1]}); "
+                         f"pass --resume to continue it, or choose another --run-dir.")
+    if not args.resume:
+        return MetaTrainConfig(**overrides), 0
+    if not steps:
+        raise ValueError(f"--resume: {run_dir} holds no checkpoint to continue"
+                         + (" (the run saved none yet)" if run_dir.is_dir() else " (no such directory)")
+                         + "; check the path, or drop --resume to start a fresh run there.")
+    step = steps[-1] if args.resume_from is None else args.resume_from
+    saved = checkpoint.load_config(run_dir, step, steps=steps)
+    changed = {k: v for k, v in overrides.items() if k != "generations" and getattr(saved, k) != v}
+    if changed:
+        raise ValueError(f"--resume continues the saved config; only --generations may change, "
+                         f"but these differ from it: {changed}")
+    config = saved.replace(**{k: v for k, v in overrides.items() if k == "generations"})
+    if config.generations < step:
+        raise ValueError(f"--resume: {run_dir} has already trained {step} generations, more than --generations "
+                         f"{config.generations}; pass a larger --generations to continue it.")
+    return config, step
+
+
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     if args.list_tasks:
@@ -73,6 +107,7 @@ def main(argv: list[str] | None = None) -> int:
         os.environ["METALEARN_DATA"] = str(args.data_dir.absolute())
     overrides = {f.name: tuple(v) if isinstance(v, list) else v for f in dataclasses.fields(MetaTrainConfig)
                  if (v := getattr(args, f.name)) is not None}
+    typed_tasks = overrides.get("train_tasks", ()) + overrides.get("test_tasks", ())
     explicit = (args.coordinator, args.num_processes, args.process_id)
     try:
         if args.distributed or any(v is not None for v in explicit):
@@ -84,20 +119,11 @@ def main(argv: list[str] | None = None) -> int:
                 raise ValueError("a multi-process run needs --run-dir (one directory every process can reach)")
         main_process = distributed.is_main()
         run_dir = args.run_dir or Path("runs") / time.strftime("%Y%m%d-%H%M%S")
-        steps = checkpoint.saved_steps(run_dir)
-        if steps and not args.resume:
-            raise ValueError(f"{run_dir} already holds checkpoints (last: generation {steps[-1]}); "
-                             f"pass --resume to continue it, or choose another --run-dir.")
-        if args.resume and steps:
-            saved = checkpoint.load_config(run_dir, steps[-1])
-            changed = {k: v for k, v in overrides.items() if k != "generations" and getattr(saved, k) != v}
-            if changed:
-                raise ValueError(f"--resume continues the saved config; only --generations may change, "
-                                 f"but these differ from it: {changed}")
-            config = saved.replace(**{k: v for k, v in overrides.items() if k == "generations"})
-        else:
-            config = MetaTrainConfig(**overrides)
+        config, start = resolve_config(args, overrides, run_dir)
         distributed.check_same_config(config.dumps())
+        if args.devices is not None and not 1 <= args.devices <= len(jax.devices()):
+            raise ValueError(f"--devices must be between 1 and the {len(jax.devices())} devices there are, "
+                             f"got {args.devices}")
         if jax.process_count() > 1 and args.devices not in (None, len(jax.devices())):
             raise ValueError(f"with {jax.process_count()} processes the mesh spans all {len(jax.devices())} "
                              f"devices of all processes; leave out --devices")
@@ -106,7 +132,8 @@ def main(argv: list[str] | None = None) -> int:
         if config.outer == "backprop" and config.episodes_per_member % num_devices:
             raise ValueError(f"--outer backprop splits each task's --episodes-per-member ({config.episodes_per_member}) "
                              f"over {num_devices} devices: use a multiple of {num_devices}, or --devices 1.")
-        training = MetaTraining(config, mesh)
+        with only_trusted(typed_tasks, allow_all=args.allow_user_tasks):
+            training = MetaTraining(config, mesh)
         sizes = learner_sizes(training.learner, training.spec)
         processes = f" in {jax.process_count()} processes" if jax.process_count() > 1 else ""
         if main_process:
@@ -114,12 +141,21 @@ def main(argv: list[str] | None = None) -> int:
                   f"{config.learner} on {' '.join(config.train_tasks)} -> {' '.join(config.test_tasks)}: algorithm "
                   f"{sizes.algorithm:,} meta-parameters, state {sizes.state:,} floats/task, "
                   f"{step_flops(training.learner, training.spec):,.0f} FLOPs/step"
-                  + (f" | resuming at generation {steps[-1]}" if args.resume and steps else ""))
+                  + (f" | resuming at generation {start}" if start else ""))
         if args.dry_run:
             if main_process:
                 print(json.dumps(config.to_json(), indent=1))
             return 0
-        meta_train(training, run_dir, resume=args.resume, progress=not args.no_progress)
+        if start == config.generations:
+            if main_process:
+                print(f"{run_dir} has already trained all {start} generations: nothing to do (pass a larger "
+                      f"--generations to continue it)")
+            return 0
+        meta_train(training, run_dir, resume=args.resume, progress=not args.no_progress, resume_from=args.resume_from)
+    except Interrupted as stop:
+        if main_process:
+            print(f"{stop} (in {run_dir})", file=sys.stderr)
+        return stop.exit_code
     except (ValueError, checkpoint.CheckpointError, distributed.DistributedError) as err:
         who = f"process {jax.process_index()}: " if jax.distributed.is_initialized() else ""
         print(f"error: {who}{err}", file=sys.stderr)

@@ -8,7 +8,7 @@ pickled: arrays go through tensorstore, the config through JSON.
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
+from typing import Any, Sequence
 
 import jax
 import numpy as np
@@ -53,23 +53,40 @@ def saved_steps(run_dir: Path, kind: str = LATEST) -> list[int]:
         return sorted(manager.all_steps())
 
 
-def load_config(run_dir: Path, step: int, kind: str = LATEST) -> MetaTrainConfig:
+def load_config(run_dir: Path, step: int, kind: str = LATEST, steps: Sequence[int] = ()) -> MetaTrainConfig:
     with _manager(run_dir, kind=kind) as manager:
         try:
             data = manager.restore(step, args=ocp.args.Composite(config=ocp.args.JsonRestore()))["config"]
         except Exception as err:  # orbax raises assorted types for unreadable directories
-            raise CheckpointError(f"cannot read the config of checkpoint {step} in {run_dir}: {err}") from None
+            raise _damaged(run_dir, step, err, steps, "the config of ") from None
     return MetaTrainConfig.from_json(data)
 
 
-def restore(run_dir: Path, step: int, template: Any) -> Any:
-    """Restore the state saved at `step` with the structure, shapes and dtypes of `template`."""
+def restore(run_dir: Path, step: int, template: Any, steps: Sequence[int] = ()) -> Any:
+    """Restore the state saved at `step` with the structure, shapes and dtypes of `template`; a damaged one
+    names the earlier `steps` to resume from instead."""
     abstract = jax.tree.map(lambda x: np.zeros(np.shape(x), np.asarray(x).dtype), jax.device_get(template))
     with _manager(run_dir) as manager:
         try:
             return manager.restore(step, args=ocp.args.Composite(state=ocp.args.StandardRestore(abstract)))["state"]
         except Exception as err:
-            raise CheckpointError(f"cannot restore checkpoint {step} in {run_dir}: {err}") from None
+            raise _damaged(run_dir, step, err, steps) from None
+
+
+def discard_after(run_dir: Path, step: int) -> None:
+    """Delete the checkpoints saved after `step` (resuming from an earlier one recomputes them)."""
+    with _manager(run_dir, write=True) as manager:
+        for later in [s for s in manager.all_steps() if s > step]:
+            manager.delete(later)
+
+
+def _damaged(run_dir: Path, step: int, err: Exception, steps: Sequence[int], what: str = "") -> CheckpointError:
+    """The error for an unreadable checkpoint, naming the earlier `steps` one could resume from."""
+    reason = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
+    earlier = [s for s in steps if s < step]
+    offer = (f"; resume from the previous one with --resume --resume-from {earlier[-1]} (saved: "
+             f"{', '.join(map(str, earlier))})" if earlier else "")
+    return CheckpointError(f"cannot read {what}checkpoint {step} in {run_dir}, it is damaged ({reason}){offer}.")
 
 
 def restore_raw(run_dir: Path, step: int, kind: str = LATEST) -> dict:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import math
 
 
 @dataclasses.dataclass(frozen=True)
@@ -38,8 +39,8 @@ class MetaTrainConfig:
             raise ValueError(f"truncation must be >= 0 (0: full backprop), got {self.truncation}")
         if not self.train_tasks or not self.test_tasks:
             raise ValueError("give at least one meta-training and one meta-test task")
-        if not self.sigma > 0 or not self.lr > 0:
-            raise ValueError(f"sigma and lr must be positive, got sigma={self.sigma}, lr={self.lr}")
+        if not (0 < self.sigma < math.inf and 0 < self.lr < math.inf):
+            raise ValueError(f"sigma and lr must be positive finite numbers, got sigma={self.sigma}, lr={self.lr}")
 
     def to_json(self) -> dict:
         return dataclasses.asdict(self)

@@ -8,6 +8,8 @@ from pathlib import Path
 
 import numpy as np
 
+from metalearn.metrics_log import read_metrics_file
+
 COLUMNS = ("task", "learner", "algorithm_size", "state_size", "flops_per_step", "acc", "acc_ci", "acc_last20",
            "query_acc", "loss")
 
@@ -63,10 +65,7 @@ def plot_curves(out_dir: Path, task: str, curves: dict[str, dict]) -> Path:
 
 
 def read_metrics(run_dir: Path) -> list[dict]:
-    path = Path(run_dir) / "metrics.jsonl"
-    if not path.exists():
-        return []
-    return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
+    return read_metrics_file(Path(run_dir) / "metrics.jsonl")
 
 
 def plot_training(run_dir: Path) -> Path | None:
