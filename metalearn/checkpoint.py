@@ -7,8 +7,10 @@ pickled: arrays go through tensorstore, the config through JSON.
 
 from __future__ import annotations
 
+import contextlib
+import sys
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any, Iterator, Sequence
 
 import jax
 import numpy as np
@@ -23,6 +25,24 @@ class CheckpointError(RuntimeError):
 
 LATEST, BEST = "checkpoints", "best"  # the last few checkpoints; the one with the best meta-test score
 KEEP = {LATEST: 3, BEST: 1}
+
+
+@contextlib.contextmanager
+def _quiet_loop_errors() -> Iterator[None]:
+    """A failed restore leaves tensorstore reads in flight that later complete into orbax's closed asyncio
+    loop, each printing a 'RuntimeError: Event loop is closed' traceback after the real error; drop those
+    (and only those) while a restore runs."""
+    previous = sys.unraisablehook
+
+    def hook(unraisable):
+        if not (isinstance(unraisable.exc_value, RuntimeError) and str(unraisable.exc_value) == "Event loop is closed"):
+            previous(unraisable)
+
+    sys.unraisablehook = hook
+    try:
+        yield
+    finally:
+        sys.unraisablehook = previous
 
 
 def _manager(run_dir: Path, write: bool = False, kind: str = LATEST) -> ocp.CheckpointManager:
@@ -66,7 +86,7 @@ def restore(run_dir: Path, step: int, template: Any, steps: Sequence[int] = ()) 
     """Restore the state saved at `step` with the structure, shapes and dtypes of `template`; a damaged one
     names the earlier `steps` to resume from instead."""
     abstract = jax.tree.map(lambda x: np.zeros(np.shape(x), np.asarray(x).dtype), jax.device_get(template))
-    with _manager(run_dir) as manager:
+    with _manager(run_dir) as manager, _quiet_loop_errors():
         try:
             return manager.restore(step, args=ocp.args.Composite(state=ocp.args.StandardRestore(abstract)))["state"]
         except Exception as err:
@@ -82,17 +102,18 @@ def discard_after(run_dir: Path, step: int) -> None:
 
 def _damaged(run_dir: Path, step: int, err: Exception, steps: Sequence[int], what: str = "") -> CheckpointError:
     """The error for an unreadable checkpoint, naming the earlier `steps` one could resume from."""
-    reason = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
+    reason = str(err).strip().splitlines()[0][:200] if str(err).strip() else type(err).__name__
     earlier = [s for s in steps if s < step]
     offer = (f"; resume from the previous one with --resume --resume-from {earlier[-1]} (saved: "
              f"{', '.join(map(str, earlier))})" if earlier else "")
-    return CheckpointError(f"cannot read {what}checkpoint {step} in {run_dir}, it is damaged ({reason}){offer}.")
+    return CheckpointError(f"cannot read {what}checkpoint {step} in {run_dir}: it is damaged{offer}. "
+                           f"Reason: {reason}")
 
 
 def restore_raw(run_dir: Path, step: int, kind: str = LATEST) -> dict:
     """The saved state as nested dicts of numpy arrays, read from orbax's metadata: no template, no pickle."""
-    with _manager(run_dir, kind=kind) as manager:
+    with _manager(run_dir, kind=kind) as manager, _quiet_loop_errors():
         try:
             return manager.restore(step, args=ocp.args.Composite(state=ocp.args.StandardRestore()))["state"]
         except Exception as err:
-            raise CheckpointError(f"cannot restore checkpoint {step} in {run_dir}: {err}") from None
+            raise _damaged(run_dir, step, err, ()) from None

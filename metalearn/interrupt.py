@@ -11,6 +11,7 @@ from __future__ import annotations
 import signal
 import sys
 import threading
+import time
 
 import jax
 import numpy as np
@@ -47,6 +48,16 @@ class StopOnSignal:
     def __exit__(self, *exc) -> None:
         for s, handler in self._previous.items():
             signal.signal(s, handler)
+
+    @staticmethod
+    def wait(tree):
+        """`tree` once its arrays are computed, waiting in short sleeps: Python runs signal handlers only
+        between bytecodes, so a thread blocked in XLA for a whole generation would hear Ctrl-C only at its
+        end (and a second Ctrl-C could not abort)."""
+        leaves = jax.tree.leaves(tree)
+        while not all(x.is_ready() for x in leaves):
+            time.sleep(0.002)
+        return tree
 
     def requested(self) -> int:
         """The signal that asked for a stop (0: none), the same in every process."""

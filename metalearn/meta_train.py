@@ -212,7 +212,7 @@ def _train(training: MetaTraining, run_dir: Path, state: RunState, progress: boo
             tic = time.perf_counter()
             state, metrics = training.generation_step(state, training.train_tasks)
             generation = index + 1
-            metrics = jax.device_get(metrics)  # one transfer; it waits for the device, so time after it
+            metrics = jax.device_get(stop.wait(metrics))  # one transfer after the device is done: time after it
             if int(state.generation) == index:  # guards.keep_if_finite kept the last finite state
                 _stop_non_finite(run_dir, index, state, config)
             record = {"generation": generation, "train_fitness": float(metrics.fitness.mean()),
