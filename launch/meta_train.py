@@ -30,6 +30,7 @@ from launch._cpu_devices import expose_cpu_cores  # noqa: E402
 expose_cpu_cores()
 
 import jax  # noqa: E402
+from jax.sharding import Mesh  # noqa: E402
 
 from metalearn import checkpoint, distributed, es, runlock  # noqa: E402
 from metalearn.config import MetaTrainConfig  # noqa: E402
@@ -85,7 +86,7 @@ def resolve_config(args: argparse.Namespace, overrides: dict, run_dir: Path) -> 
         raise ValueError(f"--resume: {run_dir} holds no checkpoint to continue"
                          + (" (the run saved none yet)" if run_dir.is_dir() else " (no such directory)")
                          + "; check the path, or drop --resume to start a fresh run there.")
-    step = steps[-1] if args.resume_from is None else args.resume_from
+    step = checkpoint.resume_step(run_dir, steps, args.resume_from)
     saved = checkpoint.load_config(run_dir, step, steps=steps)
     changed = {k: v for k, v in overrides.items() if k != "generations" and getattr(saved, k) != v}
     if changed:
@@ -96,6 +97,20 @@ def resolve_config(args: argparse.Namespace, overrides: dict, run_dir: Path) -> 
         raise ValueError(f"--resume: {run_dir} has already trained {step} generations, more than --generations "
                          f"{config.generations}; pass a larger --generations to continue it.")
     return config, step
+
+
+def make_mesh(devices: int | None, config: MetaTrainConfig) -> Mesh:
+    """The mesh --devices asks for (default: every device of every process), checked against the config."""
+    if devices is not None and devices < 1:
+        raise ValueError(f"--devices must be at least 1 (default: all {len(jax.devices())}), got {devices}")
+    if jax.process_count() > 1 and devices not in (None, len(jax.devices())):
+        raise ValueError(f"with {jax.process_count()} processes the mesh spans all {len(jax.devices())} "
+                         f"devices of all processes; leave out --devices")
+    num_devices = devices or len(jax.devices())
+    if config.outer == "backprop" and config.episodes_per_member % num_devices:
+        raise ValueError(f"--outer backprop splits each task's --episodes-per-member ({config.episodes_per_member}) "
+                         f"over {num_devices} devices: use a multiple of {num_devices}, or --devices 1.")
+    return es.make_mesh(num_devices)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -121,17 +136,8 @@ def main(argv: list[str] | None = None) -> int:
         run_dir = args.run_dir or Path("runs") / time.strftime("%Y%m%d-%H%M%S")
         config, start = resolve_config(args, overrides, run_dir)
         distributed.check_same_config(config.dumps())
-        if args.devices is not None and not 1 <= args.devices <= len(jax.devices()):
-            raise ValueError(f"--devices must be between 1 and the {len(jax.devices())} devices there are, "
-                             f"got {args.devices}")
-        if jax.process_count() > 1 and args.devices not in (None, len(jax.devices())):
-            raise ValueError(f"with {jax.process_count()} processes the mesh spans all {len(jax.devices())} "
-                             f"devices of all processes; leave out --devices")
-        num_devices = args.devices or len(jax.devices())
-        mesh = es.make_mesh(num_devices)
-        if config.outer == "backprop" and config.episodes_per_member % num_devices:
-            raise ValueError(f"--outer backprop splits each task's --episodes-per-member ({config.episodes_per_member}) "
-                             f"over {num_devices} devices: use a multiple of {num_devices}, or --devices 1.")
+        mesh = make_mesh(args.devices, config)
+        num_devices = mesh.devices.size
         with only_trusted(typed_tasks, allow_all=args.allow_user_tasks):
             training = MetaTraining(config, mesh)
         sizes = learner_sizes(training.learner, training.spec)
@@ -156,6 +162,9 @@ def main(argv: list[str] | None = None) -> int:
         if main_process:
             print(f"{stop} (in {run_dir})", file=sys.stderr)
         return stop.exit_code
+    except KeyboardInterrupt:  # outside the loop (in it, Ctrl-C saves a checkpoint first)
+        print("interrupted outside a generation: the last saved checkpoint stands", file=sys.stderr)
+        return 130
     except (ValueError, checkpoint.CheckpointError, distributed.DistributedError) as err:
         who = f"process {jax.process_index()}: " if jax.distributed.is_initialized() else ""
         print(f"error: {who}{err}", file=sys.stderr)

@@ -240,6 +240,9 @@ def main(argv: list[str] | None = None) -> int:
     except Interrupted as stop:
         print(stop, file=sys.stderr)
         return stop.exit_code
+    except KeyboardInterrupt:  # Ctrl-C reaches the workers too: each saves its point before the pool drains
+        print("interrupted: running points saved a checkpoint; rerun the same command to resume", file=sys.stderr)
+        return 130
     except ValueError as err:
         print(f"error: {err}", file=sys.stderr)
         return 2

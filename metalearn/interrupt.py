@@ -47,7 +47,8 @@ class StopOnSignal:
 
     def __exit__(self, *exc) -> None:
         for s, handler in self._previous.items():
-            signal.signal(s, handler)
+            if handler is not None:  # None: a handler installed outside Python (cannot be put back)
+                signal.signal(s, handler)
 
     @staticmethod
     def wait(tree):

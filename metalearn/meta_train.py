@@ -146,11 +146,8 @@ def _start(training: MetaTraining, run_dir: Path, resume: bool, resume_from: int
     ones), or a fresh one; a fresh start clears checkpoints of an earlier run, so `best/` is this run's."""
     main, state = distributed.is_main(), training.init()
     steps = checkpoint.saved_steps(run_dir) if resume else []
-    if resume_from is not None and resume_from not in steps:
-        raise checkpoint.CheckpointError(f"--resume-from {resume_from}: no such checkpoint in {run_dir}; saved "
-                                         f"steps: {', '.join(map(str, steps)) or 'none'}.")
-    if steps:
-        step = steps[-1] if resume_from is None else resume_from
+    if steps or resume_from is not None:
+        step = checkpoint.resume_step(run_dir, steps, resume_from)
         state = es.replicate(checkpoint.restore(run_dir, step, state, steps), training.mesh)
         if main:
             checkpoint.discard_after(run_dir, step)

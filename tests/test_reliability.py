@@ -3,6 +3,7 @@ SIGTERM / Ctrl-C save before stopping, and damaged or stale inputs give one clea
 
 import json
 import os
+import re
 import shutil
 import signal
 import subprocess
@@ -24,6 +25,7 @@ from launch import sweep as sweep_cli
 from metalearn import checkpoint, es, guards, load_run, runlock
 from metalearn import sweep as sw
 from metalearn.config import MetaTrainConfig
+from metalearn.interrupt import Interrupted, StopOnSignal
 from metalearn.meta_train import MetaTraining
 from metalearn.metrics_log import MetricsError, read_metrics_file, rewrite_metrics
 from tasks import load_task
@@ -152,6 +154,18 @@ def logged(run: Path) -> int:
     return len(path.read_text().splitlines()) if path.exists() else 0
 
 
+def test_a_signal_is_a_stop_request_while_training_and_handlers_are_restored_after():
+    before = signal.getsignal(signal.SIGTERM)
+    with StopOnSignal() as stop:
+        assert stop.requested() == 0
+        os.kill(os.getpid(), signal.SIGTERM)
+        StopOnSignal.wait(jnp.ones(3))  # sleeps in Python: the handler runs at once
+        assert stop.requested() == signal.SIGTERM
+        assert signal.getsignal(signal.SIGINT) is signal.SIG_DFL  # a second Ctrl-C would abort at once
+    assert signal.getsignal(signal.SIGTERM) is before
+    assert Interrupted(signal.SIGTERM, 7).exit_code == 143 and Interrupted(signal.SIGINT, 7).exit_code == 130
+
+
 @pytest.mark.slow
 def test_sigterm_and_ctrl_c_save_a_checkpoint_and_a_second_ctrl_c_aborts(tmp_path):
     run, err = tmp_path / "run", tmp_path / "err.txt"
@@ -174,6 +188,29 @@ def test_sigterm_and_ctrl_c_save_a_checkpoint_and_a_second_ctrl_c_aborts(tmp_pat
     proc.send_signal(signal.SIGINT)
     assert proc.wait(timeout=60) == -signal.SIGINT  # killed by the signal, not after saving
     assert checkpoint.saved_steps(run)[-1] == stopped
+
+
+@pytest.mark.slow
+def test_a_multi_process_run_stops_on_sigterm_with_every_process_saving_the_same_generation(tmp_path):
+    from test_distributed import CONFIG, cluster
+
+    run, log = tmp_path / "2x4", tmp_path / "launcher.err"
+    with log.open("w") as err:
+        proc = cluster(run, CONFIG.replace(generations=1000, checkpoint_every=1000, eval_every=1000), stderr=err)
+    try:
+        wait_for(lambda: logged(run) > 0 or proc.poll() is not None)
+        pids = [int(p) for p in re.search(r"pids ([\d ]+)", log.read_text()).group(1).split()]
+        for pid in pids:  # what SLURM does before a pre-emption: every process gets SIGTERM
+            os.kill(pid, signal.SIGTERM)
+        proc.wait(timeout=300)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+        proc.stdout.close()
+    assert proc.returncode == 143, log.read_text()[-3000:]
+    stopped = logged(run)
+    assert checkpoint.saved_steps(run)[-1] == stopped and load_run(run).step == stopped
 
 
 # --- inputs that lie, state that goes stale ------------------------------------------------------------
@@ -290,7 +327,7 @@ def test_command_line_values_out_of_range_are_one_line_errors(run_dir, tmp_path,
 
     assert "--episode-length must be at least 1, got -5" in error(
         meta_test.main(["--run", str(run_dir), "--episode-length", "-5", "--no-progress"]))
-    assert "--devices must be between 1 and the 8 devices" in error(
+    assert "--devices must be at least 1 (default: all 8), got 0" in error(
         meta_train_cli.main(tiny_args(tmp_path / "d") + ["--devices", "0"]))
     (tmp_path / "empty").mkdir()
     assert "holds no checkpoint to continue (the run saved none yet)" in error(
