@@ -16,6 +16,10 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from launch._cpu_devices import check_xla_flags  # noqa: E402
+
+check_xla_flags()
+
 import numpy as np  # noqa: E402
 
 from metalearn import load_run  # noqa: E402
@@ -111,10 +115,10 @@ def main(argv: list[str] | None = None) -> int:
     args = p.parse_args(argv)
     try:
         run = load_run(args.run_dir, args.step)
+        d = describe(run)  # a damaged metrics.jsonl line is a ValueError naming file and line
     except (ValueError, checkpoint.CheckpointError) as err:
         print(f"error: {err}", file=sys.stderr)
         return 2
-    d = describe(run)
     print(json.dumps(d, indent=1)) if args.json else print_human(d)
     if args.export:
         np.savez(args.export, **flatten(run.meta_params))

@@ -30,6 +30,7 @@ from metalearn.rollout.evaluation import evaluate, summary  # noqa: E402
 from metalearn.training import checkpoint, keys  # noqa: E402
 from metalearn.training.selection import best_selection, describe_selection  # noqa: E402
 from tasks import load_task  # noqa: E402
+from tasks.trust import ALLOW_FLAG, only_trusted  # noqa: E402
 
 DEFAULT_BASELINES = ("sgd", "adam", "mlp_sgd", "knn", "class_mean")
 
@@ -48,6 +49,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--out", type=Path, default=None, help="default: RUN/meta_test")
     p.add_argument("--no-progress", action="store_true")
+    p.add_argument(ALLOW_FLAG, action="store_true", help="run user tasks (module:function) that the run's "
+                   "config names: only for runs whose code you trust")
     return p.parse_args(argv)
 
 
@@ -60,6 +63,8 @@ def main(argv: list[str] | None = None) -> int:
     try:
         if args.episodes < 2:
             raise ValueError("--episodes must be at least 2 (the 95% interval needs two episodes)")
+        if args.episode_length is not None and args.episode_length < 1:
+            raise ValueError(f"--episode-length must be at least 1, got {args.episode_length}")
         run = load_run(args.run, args.step, best=args.best)
         length = args.episode_length or run.config.episode_length
         task_names = args.tasks or list(run.config.test_tasks)
@@ -67,7 +72,8 @@ def main(argv: list[str] | None = None) -> int:
         labels = [learned, *args.baselines]
         for spec in args.baselines:
             make_learner(spec)  # fail early on a bad spec
-        tasks = [(name, load_task(name).test) for name in task_names]
+        with only_trusted(args.tasks or (), allow_all=args.allow_user_tasks):
+            tasks = [(name, load_task(name).test) for name in task_names]
         for _, task in tasks:
             check_task_fits(run.learner, run.meta_params, task)
     except (ValueError, checkpoint.CheckpointError) as err:

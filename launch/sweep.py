@@ -15,9 +15,10 @@ with a result are never rerun, partly trained ones continue from their last chec
 from __future__ import annotations
 
 import argparse
-import fcntl
+import contextlib
 import json
 import os
+import signal
 import subprocess
 import sys
 import threading
@@ -26,8 +27,12 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run from a checkout without installing
 
+from launch._cpu_devices import check_xla_flags  # noqa: E402
 from metalearn.experiments import sweep as sw  # noqa: E402
 from metalearn.experiments.presets import PRESETS  # noqa: E402
+from metalearn.training import runlock  # noqa: E402
+from metalearn.training.interrupt import Interrupted  # noqa: E402
+from tasks.trust import ALLOW_FLAG, only_trusted  # noqa: E402
 
 DEVICE_FLAG = "--xla_force_host_platform_device_count"
 PIN_VAR = "METALEARN_SWEEP_CORE"  # set for a worker: the CPU core it runs on
@@ -48,6 +53,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     run.add_argument("--data-dir", type=Path, default=None, help="where the datasets' IDX files are")
     run.add_argument("--dry-run", action="store_true", help="list the points and their state, run nothing")
     run.add_argument("--no-report", action="store_true", help="do not write the report at the end")
+    trust_help = "run user tasks (module:function) that the sweep config names: only for code you trust"
+    run.add_argument(ALLOW_FLAG, action="store_true", help=trust_help)
     report = sub.add_parser("report", help="table and plots of a sweep directory")
     report.add_argument("sweep_dir", type=Path)
     show = sub.add_parser("show", help="print a preset as JSON")
@@ -55,6 +62,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     job = sub.add_parser("job", help=argparse.SUPPRESS)  # one point (or the baselines) in a worker process
     job.add_argument("sweep_dir", type=Path)
     job.add_argument("job_id")
+    job.add_argument(ALLOW_FLAG, action="store_true")
     return p.parse_args(argv)
 
 
@@ -125,7 +133,8 @@ def _run_jobs(args: argparse.Namespace, jobs: list[str]) -> list[str]:
         code = -1
         try:
             with log.open("a") as out:
-                code = subprocess.run([sys.executable, __file__, "job", "--", str(args.out), job], stdout=out,
+                trust = [ALLOW_FLAG] if args.allow_user_tasks else []
+                code = subprocess.run([sys.executable, __file__, "job", *trust, "--", str(args.out), job], stdout=out,
                                       stderr=subprocess.STDOUT, env=env).returncode
         finally:
             with lock:
@@ -147,6 +156,7 @@ def _usable_cores() -> int:
 
 
 def run_sweep(args: argparse.Namespace) -> int:
+    check_xla_flags()  # the workers inherit XLA_FLAGS
     args.workers = args.workers or args.gpus or _usable_cores()
     if args.workers < 1 or args.gpus < 0:
         raise ValueError(f"--workers must be at least 1 and --gpus at least 0, got {args.workers} and {args.gpus}")
@@ -154,13 +164,11 @@ def run_sweep(args: argparse.Namespace) -> int:
         os.environ["METALEARN_DATA"] = str(args.data_dir.absolute())
     sweep = _prepare(args)
     _check_tasks(sweep)
-    if not args.dry_run:
-        lock = (args.out / ".lock").open("w")
-        try:
-            fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)  # held until this process exits
-        except BlockingIOError:
-            raise ValueError(f"another `launch/sweep.py run` is working in {args.out}; wait for it or stop it "
-                             f"first (two would train the same points into the same directories)") from None
+    with contextlib.nullcontext() if args.dry_run else runlock.hold(args.out, what="sweep"):
+        return _schedule(args, sweep)
+
+
+def _schedule(args: argparse.Namespace, sweep: sw.SweepConfig) -> int:
     jobs = [sw.BASELINES_JOB] + [p.id for p in sweep.points()]
     pending = [job for job in jobs if not sw.is_done(args.out, job)]
     started = [job for job in pending if job != sw.BASELINES_JOB and (sw.point_dir(args.out, job) / "run").exists()]
@@ -189,7 +197,17 @@ def report(sweep_dir: Path) -> int:
     return 0
 
 
+def _die_with_parent() -> None:
+    """Linux: SIGTERM this worker when the sweep process dies, so a killed sweep leaves no point training
+    (the worker saves a checkpoint and stops; meta_train's lock keeps a rerun off a point still saving)."""
+    if sys.platform.startswith("linux"):
+        import ctypes
+
+        ctypes.CDLL(None, use_errno=True).prctl(1, signal.SIGTERM)  # 1: PR_SET_PDEATHSIG
+
+
 def run_job(sweep_dir: Path, job_id: str) -> int:
+    _die_with_parent()
     if os.environ.get(PIN_VAR) and hasattr(os, "sched_setaffinity"):
         os.sched_setaffinity(0, {int(os.environ[PIN_VAR])})
     if DEVICE_FLAG not in os.environ.get("XLA_FLAGS", ""):
@@ -209,11 +227,16 @@ def main(argv: list[str] | None = None) -> int:
         if args.command == "show":
             print(json.dumps(PRESETS[args.preset], indent=1))
             return 0
-        if args.command == "job":
-            return run_job(args.sweep_dir, args.job_id)
         if args.command == "report":
             return report(args.sweep_dir)
-        return run_sweep(args)
+        with only_trusted((), allow_all=args.allow_user_tasks):  # a sweep config is a file: its tasks are not typed
+            return run_job(args.sweep_dir, args.job_id) if args.command == "job" else run_sweep(args)
+    except Interrupted as stop:
+        print(stop, file=sys.stderr)
+        return stop.exit_code
+    except KeyboardInterrupt:  # Ctrl-C reaches the workers too: each saves its point before the pool drains
+        print("interrupted: running points saved a checkpoint; rerun the same command to resume", file=sys.stderr)
+        return 130
     except ValueError as err:
         print(f"error: {err}", file=sys.stderr)
         return 2

@@ -25,6 +25,7 @@ from tasks.digits import load_digits_pools
 from tasks.episodes import Pool
 from tasks.families import DatasetEpisodes, MemorizeEpisodes, OrderedStream, SumEpisodes, Task
 from tasks.splits import VALIDATION_FRACTION, hold_out
+from tasks.trust import check_user_task
 
 DATASETS = ("digits", *(name.replace("-", "_") for name in CATALOGUE))
 
@@ -81,6 +82,8 @@ FAMILIES = {
     "ordered": (OrderedOptions, "OrderedMNIST stream: class-ordered training phase, then queries without feedback"),
     "sum": (SumOptions, "synthetic: label = whether the standard normal input sums to >= 0 (no dataset)"),
 }
+
+AT_LEAST_ONE = {MemorizeOptions: ("items",), OrderedOptions: ("per_class", "group"), SumOptions: ("dim",)}  # others: >= 0
 
 
 @functools.lru_cache(maxsize=16)
@@ -173,6 +176,7 @@ def _build(family: str, dataset: str, options, spec: str) -> TaskSplit:
 
 
 def _user_task(module: str, function: str, options: dict[str, str], spec: str) -> TaskSplit:
+    check_user_task(spec)
     try:
         make: Callable = getattr(importlib.import_module(module), function)
     except (ImportError, AttributeError) as err:
@@ -187,6 +191,16 @@ def _with_validation(split: TaskSplit) -> TaskSplit:
     return split if split.validation is not None else split._replace(validation=split.train)
 
 
+def _options(cls: type, options: dict[str, str], spec: str):
+    """The family's options from the spec; counts and sizes below their minimum are refused here."""
+    parsed = build(cls, options, f"task {spec!r}")
+    for f in dataclasses.fields(parsed):
+        value, low = getattr(parsed, f.name), 1 if f.name in AT_LEAST_ONE.get(cls, ()) else 0
+        if isinstance(value, int) and not isinstance(value, bool) and value < low:
+            raise ValueError(f"task {spec!r}: {f.name} must be at least {low}, got {value}")
+    return parsed
+
+
 def load_task(spec: str) -> TaskSplit:
     """Build the (meta-train, meta-test) pair a spec names; errors list what exists."""
     names, options = split_options(spec)
@@ -195,9 +209,9 @@ def load_task(spec: str) -> TaskSplit:
     if family == "sum":
         if rest:
             raise ValueError(f"task {spec!r}: sum takes no dataset, only options (sum:dim=64)")
-        return _with_validation(_build(family, "", build(SumOptions, options, f"task {spec!r}"), spec))
+        return _with_validation(_build(family, "", _options(SumOptions, options, spec), spec))
     if len(rest) == 1 and rest[0] in DATASETS:
-        return _build(family, rest[0], build(FAMILIES[family][0], options, f"task {spec!r}"), spec)
+        return _build(family, rest[0], _options(FAMILIES[family][0], options, spec), spec)
     if family == "episodes" and len(rest) == 2:
         return _with_validation(_user_task(rest[0], rest[1], options, spec))
     raise ValueError(f"unknown task {spec!r}; datasets: {', '.join(DATASETS)}; families: "

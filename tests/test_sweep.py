@@ -134,7 +134,7 @@ def test_sweep_runs_reports_and_resumes_without_redoing_points(tmp_path):
     env = {**os.environ, "PYTHONPATH": str(tmp_path)}
     config, out = tmp_path / "tiny.json", tmp_path / "sweep"
     config.write_text(json.dumps(TINY))
-    first = _sweep("run", "--config", config, "--out", out, "--workers", 2, env=env)
+    first = _sweep("run", "--config", config, "--out", out, "--workers", 2, "--allow-user-tasks", env=env)
     assert first.returncode == 0, first.stderr[-3000:]
     assert "unseen task 'absent' is skipped" in first.stderr
 
@@ -168,7 +168,7 @@ def test_sweep_runs_reports_and_resumes_without_redoing_points(tmp_path):
     kept = sw.point_dir(out, "vsml__unbounded__s0") / "result.json"
     kept_time = kept.stat().st_mtime_ns
     (sw.point_dir(out, "rnn8__2__s1") / "result.json").unlink()
-    second = _sweep("run", "--out", out, "--workers", 1, "--no-report", env=env)
+    second = _sweep("run", "--out", out, "--workers", 1, "--no-report", "--allow-user-tasks", env=env)
     assert second.returncode == 0, second.stderr[-3000:]
     assert "6 done, 1 to run (1 partly trained, resumed)" in second.stdout
     assert kept.stat().st_mtime_ns == kept_time
@@ -193,7 +193,7 @@ def test_a_second_run_on_the_same_directory_and_a_misfit_unseen_task_are_refused
     with (out / ".lock").open("w") as held:  # what a running `launch/sweep.py run` holds
         fcntl.flock(held, fcntl.LOCK_EX)
         busy = _sweep("run", "--config", config, "--out", out, env=dict(os.environ))
-    assert busy.returncode == 2 and "another `launch/sweep.py run` is working in" in busy.stderr
+    assert busy.returncode == 2 and f"{out} is in use by another process" in busy.stderr
     config.write_text(json.dumps({**TINY, "unseen": {"digits": "digits", "sums": "sum:dim=8"}}))
     misfit = _sweep("run", "--config", config, "--out", tmp_path / "other", "--dry-run", env=dict(os.environ))
     assert misfit.returncode == 2 and "unseen task 'sums' (sum:dim=8) has 8 inputs and 2 classes" in misfit.stderr

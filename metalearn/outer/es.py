@@ -13,6 +13,7 @@ grad = sum_j shaped_j z_j / (P sigma)), and any optax transformation applies it.
 from __future__ import annotations
 
 import dataclasses
+import math
 from typing import ClassVar
 
 import chex
@@ -40,8 +41,8 @@ class ESConfig:
     def __post_init__(self):
         if self.population < 1 or self.chunk < 1:
             raise ValueError(f"es: population and chunk must be at least 1, got {self.population}, {self.chunk}")
-        if not self.sigma > 0:
-            raise ValueError(f"es: sigma must be positive, got {self.sigma}")
+        if not 0 < self.sigma < math.inf:
+            raise ValueError(f"es: sigma must be positive and finite, got {self.sigma}")
 
     def build(self, fitness_fn: FitnessFn, optimizer: optax.GradientTransformation, mesh: Mesh) -> OuterOptimizer:
         return make(self, fitness_fn, optimizer, mesh)

@@ -7,8 +7,9 @@ pickled: arrays go through tensorstore, the config through JSON.
 
 from __future__ import annotations
 
+import sys
 from pathlib import Path
-from typing import Any
+from typing import Any, Sequence
 
 import jax
 import numpy as np
@@ -23,6 +24,30 @@ class CheckpointError(RuntimeError):
 
 LATEST, BEST = "checkpoints", "best"  # the last few checkpoints; the one with the best meta-test score
 KEEP = {LATEST: 3, BEST: 1}
+
+
+def _closed_loop_error(exc: BaseException | None) -> bool:
+    return isinstance(exc, RuntimeError) and str(exc) == "Event loop is closed"
+
+
+def _silence_closed_loop_errors() -> None:
+    """A failed restore leaves tensorstore reads in flight that complete later, into orbax's closed asyncio
+    loop, each printing a 'RuntimeError: Event loop is closed' traceback after the real error. From the
+    first failure on, this process drops those (and only those)."""
+    if getattr(sys.unraisablehook, "drops_closed_loop", False):
+        return
+    unraisable, excepthook = sys.unraisablehook, sys.excepthook
+
+    def quiet_unraisable(u):
+        if not _closed_loop_error(u.exc_value):
+            unraisable(u)
+
+    def quiet_excepthook(kind, value, tb):
+        if not _closed_loop_error(value):
+            excepthook(kind, value, tb)
+
+    quiet_unraisable.drops_closed_loop = True
+    sys.unraisablehook, sys.excepthook = quiet_unraisable, quiet_excepthook
 
 
 def _manager(run_dir: Path, write: bool = False, kind: str = LATEST) -> ocp.CheckpointManager:
@@ -53,23 +78,52 @@ def saved_steps(run_dir: Path, kind: str = LATEST) -> list[int]:
         return sorted(manager.all_steps())
 
 
-def load_config(run_dir: Path, step: int, kind: str = LATEST) -> MetaTrainConfig:
+def load_config(run_dir: Path, step: int, kind: str = LATEST, steps: Sequence[int] = ()) -> MetaTrainConfig:
     with _manager(run_dir, kind=kind) as manager:
         try:
             data = manager.restore(step, args=ocp.args.Composite(config=ocp.args.JsonRestore()))["config"]
         except Exception as err:  # orbax raises assorted types for unreadable directories
-            raise CheckpointError(f"cannot read the config of checkpoint {step} in {run_dir}: {err}") from None
+            raise _damaged(run_dir, step, err, steps, "the config of ") from None
     return MetaTrainConfig.from_json(data)
 
 
-def restore(run_dir: Path, step: int, template: Any) -> Any:
-    """Restore the state saved at `step` with the structure, shapes and dtypes of `template`."""
+def restore(run_dir: Path, step: int, template: Any, steps: Sequence[int] = ()) -> Any:
+    """Restore the state saved at `step` with the structure, shapes and dtypes of `template`; a damaged one
+    names the earlier `steps` to resume from instead."""
     abstract = jax.tree.map(lambda x: np.zeros(np.shape(x), np.asarray(x).dtype), jax.device_get(template))
     with _manager(run_dir) as manager:
         try:
             return manager.restore(step, args=ocp.args.Composite(state=ocp.args.StandardRestore(abstract)))["state"]
         except Exception as err:
-            raise CheckpointError(f"cannot restore checkpoint {step} in {run_dir}: {err}") from None
+            raise _damaged(run_dir, step, err, steps) from None
+
+
+def resume_step(run_dir: Path, steps: Sequence[int], requested: int | None) -> int:
+    """The step a resume starts from: the last of `steps`, or `requested`, which must be one of them."""
+    if requested is None:
+        return steps[-1]
+    if requested not in steps:
+        raise CheckpointError(f"--resume-from {requested}: no such checkpoint in {run_dir}; saved steps: "
+                              f"{', '.join(map(str, steps)) or 'none'}.")
+    return requested
+
+
+def discard_after(run_dir: Path, step: int) -> None:
+    """Delete the checkpoints saved after `step` (resuming from an earlier one recomputes them)."""
+    with _manager(run_dir, write=True) as manager:
+        for later in [s for s in manager.all_steps() if s > step]:
+            manager.delete(later)
+
+
+def _damaged(run_dir: Path, step: int, err: Exception, steps: Sequence[int], what: str = "") -> CheckpointError:
+    """The error for an unreadable checkpoint, naming the earlier `steps` one could resume from."""
+    _silence_closed_loop_errors()
+    reason = str(err).strip().splitlines()[0][:200] if str(err).strip() else type(err).__name__
+    earlier = [s for s in steps if s < step]
+    offer = (f"; resume from the previous one with --resume --resume-from {earlier[-1]} (saved: "
+             f"{', '.join(map(str, earlier))})" if earlier else "")
+    return CheckpointError(f"cannot read {what}checkpoint {step} in {run_dir}: it is damaged{offer}. "
+                           f"Reason: {reason}")
 
 
 def restore_raw(run_dir: Path, step: int, kind: str = LATEST) -> dict:
@@ -78,4 +132,4 @@ def restore_raw(run_dir: Path, step: int, kind: str = LATEST) -> dict:
         try:
             return manager.restore(step, args=ocp.args.Composite(state=ocp.args.StandardRestore()))["state"]
         except Exception as err:
-            raise CheckpointError(f"cannot restore checkpoint {step} in {run_dir}: {err}") from None
+            raise _damaged(run_dir, step, err, ()) from None

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import math
 
 from metalearn.outer import OUTER, OuterConfig, outer_fields
 from metalearn.outer.es import ESConfig
@@ -42,8 +43,8 @@ class MetaTrainConfig:
                              f"got {self.outer!r}")
         if not self.train_tasks or not self.test_tasks:
             raise ValueError("give at least one meta-training and one meta-test task")
-        if not self.lr > 0:
-            raise ValueError(f"lr must be positive, got lr={self.lr}")
+        if not 0 < self.lr < math.inf:
+            raise ValueError(f"lr must be positive and finite, got lr={self.lr}")
 
     def to_json(self) -> dict:
         return {**dataclasses.asdict(self), "outer": {"name": self.outer.name, **dataclasses.asdict(self.outer)}}

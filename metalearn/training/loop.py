@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import shutil
 import time
 from pathlib import Path
 from typing import Callable, NamedTuple, Sequence
@@ -25,9 +26,10 @@ from metalearn.outer import OuterMetrics, OuterState
 from metalearn.outer.mesh import replicate
 from metalearn.rollout.evaluation import Evaluation, evaluate, summary
 from metalearn.rollout.inner_loop import mean_fitness
-from metalearn.training import checkpoint, distributed, keys
+from metalearn.training import checkpoint, distributed, guards, keys, runlock
 from metalearn.training.config import MetaTrainConfig
-from metalearn.training.metrics import plot_training, read_metrics
+from metalearn.training.interrupt import Interrupted, StopOnSignal
+from metalearn.training.metrics import plot_training, read_metrics, rewrite_metrics
 from metalearn.training.run import write_run_info
 from tasks import Task, check_same_shape, load_task
 
@@ -96,7 +98,8 @@ class MetaTraining:
         data = tuple((init_keys[i], jax.vmap(lambda k: task.sample(k, cfg.episode_length))(task_keys[i]))
                      for i, task in enumerate(tasks))
         new_es, metrics = self.outer.step(state.es, noise_key, data)
-        return RunState(new_es, state.generation + 1, state.key), metrics
+        new = RunState(new_es, state.generation + 1, state.key)
+        return guards.keep_if_finite(state, new, metrics.fitness), metrics  # not finite: generation stays
 
     @property
     def eval_key(self) -> chex.PRNGKey:
@@ -134,14 +137,6 @@ def _load(specs: Sequence[str], split: str, role: str) -> tuple[Task, ...]:
     return tuple(tasks)
 
 
-def _truncate_metrics(path: Path, generation: int) -> None:
-    """Drop metric lines past `generation`: on resume they are recomputed, and must not appear twice."""
-    if path.exists():
-        lines = [line for line in path.read_text().splitlines()
-                 if line.strip() and json.loads(line)["generation"] <= generation]
-        path.write_text("".join(line + "\n" for line in lines))
-
-
 def reference_scores(training: MetaTraining, params: PyTree) -> dict[str, dict]:
     """Meta-test scores of the untrained algorithm and of hand-designed learners on the same episodes."""
     cfg, key = training.config, training.eval_key
@@ -153,7 +148,25 @@ def reference_scores(training: MetaTraining, params: PyTree) -> dict[str, dict]:
     return scores
 
 
-def meta_train(training: MetaTraining, run_dir: Path, resume: bool = False, progress: bool = True) -> RunState:
+def _start(training: MetaTraining, run_dir: Path, resume: bool, resume_from: int | None) -> RunState:
+    """The state to continue from: a restored checkpoint (the last, or `resume_from`, dropping the later
+    ones), or a fresh one; a fresh start clears checkpoints of an earlier run, so `best/` is this run's."""
+    main, state = distributed.is_main(), training.init()
+    steps = checkpoint.saved_steps(run_dir) if resume else []
+    if steps or resume_from is not None:
+        step = checkpoint.resume_step(run_dir, steps, resume_from)
+        state = replicate(checkpoint.restore(run_dir, step, state, steps), training.mesh)
+        if main:
+            checkpoint.discard_after(run_dir, step)
+            rewrite_metrics(run_dir / "metrics.jsonl", step)
+    elif main:
+        for kind in (checkpoint.LATEST, checkpoint.BEST):
+            shutil.rmtree(run_dir / kind, ignore_errors=True)
+    return state
+
+
+def meta_train(training: MetaTraining, run_dir: Path, resume: bool = False, progress: bool = True,
+               resume_from: int | None = None) -> RunState:
     """Run (or resume) meta-training into `run_dir`; returns the final state.
 
     Files: run.json (config, task shape, environment); metrics.jsonl (one line per generation; evaluation
@@ -163,28 +176,29 @@ def meta_train(training: MetaTraining, run_dir: Path, resume: bool = False, prog
     the last 3 kept); best/ (the checkpoint with the highest val_score so far: chosen on validation tasks,
     never on meta-test ones).
 
+    Process 0 holds `run_dir`'s lock (metalearn.training.runlock) throughout. SIGTERM / SIGINT end the current
+    generation, save a checkpoint and raise `Interrupted`; a non-finite update saves the last finite state
+    and raises `guards.GuardError`.
+
     With several processes (metalearn.training.distributed) every process runs this loop in step, computing the same
     replicated numbers; only process 0 writes run.json, metrics.jsonl, baselines.json and the plot, and every
     process takes part in each orbax checkpoint save (orbax writes replicated arrays once and synchronizes the
     processes itself), so `run_dir` must be one shared directory.
     """
+    run_dir = Path(run_dir)
+    with runlock.hold(run_dir) if distributed.is_main() else contextlib.nullcontext():
+        return _train(training, run_dir, _start(training, run_dir, resume, resume_from), progress)
+
+
+def _train(training: MetaTraining, run_dir: Path, state: RunState, progress: bool) -> RunState:
     from tqdm import tqdm
 
-    run_dir, config, mesh = Path(run_dir), training.config, training.mesh
-    main = distributed.is_main()
-    state = training.init()
+    config, mesh, main = training.config, training.mesh, distributed.is_main()
     metrics_path = run_dir / "metrics.jsonl"
-    if resume:
-        steps = checkpoint.saved_steps(run_dir)
-        if steps:
-            state = replicate(checkpoint.restore(run_dir, steps[-1], state), mesh)
-            if main:
-                _truncate_metrics(metrics_path, steps[-1])
     best = -1.0
     if main:
         best = max((r["val_score"] for r in read_metrics(run_dir) if "val_score" in r), default=-1.0)
     best = distributed.broadcast_float(best)  # every process must take the same best-checkpoint decisions
-    run_dir.mkdir(parents=True, exist_ok=True)
     start = int(state.generation)
     if start == 0:
         scores = reference_scores(training, state.es.params)  # every process: computations on global arrays
@@ -192,16 +206,20 @@ def meta_train(training: MetaTraining, run_dir: Path, resume: bool = False, prog
             metrics_path.unlink(missing_ok=True)
             write_run_info(run_dir, config, training.spec, mesh.devices.size)
             (run_dir / "baselines.json").write_text(json.dumps(scores, indent=1))
+    if start < config.generations:
+        guards.check_generation_budget(training, state)
 
     bar = tqdm(range(start, config.generations), initial=start, total=config.generations, disable=not (progress and main),
                unit="gen", dynamic_ncols=True, mininterval=1.0)
     last_eval = {}
-    with metrics_path.open("a") if main else contextlib.nullcontext() as log:
+    with StopOnSignal() as stop, metrics_path.open("a") if main else contextlib.nullcontext() as log:
         for index in bar:
             tic = time.perf_counter()
             state, metrics = training.generation_step(state, training.train_tasks)
             generation = index + 1
-            metrics = jax.device_get(metrics)  # one transfer; it waits for the device, so time after it
+            metrics = jax.device_get(stop.wait(metrics))  # one transfer after the device is done: time after it
+            if int(state.generation) == index:  # guards.keep_if_finite kept the last finite state
+                _stop_non_finite(run_dir, index, state, config)
             record = {"generation": generation, "train_fitness": float(metrics.fitness.mean()),
                       "train_acc": float(metrics.accuracy.mean()), "grad_norm": float(metrics.grad_norm),
                       "seconds": time.perf_counter() - tic}
@@ -214,10 +232,22 @@ def meta_train(training: MetaTraining, run_dir: Path, resume: bool = False, prog
             if record.get("val_score", -1.0) > best:
                 best = record["val_score"]
                 checkpoint.save(run_dir, generation, state, config, kind=checkpoint.BEST)
-            if generation % config.checkpoint_every == 0 or generation == config.generations:
+            signum = stop.requested()
+            if signum or generation % config.checkpoint_every == 0 or generation == config.generations:
                 checkpoint.save(run_dir, generation, state, config)
+            if signum:
+                raise Interrupted(signum, generation)
             bar.set_postfix(fitness=f"{record['train_fitness']:.3f}", train_acc=f"{record['train_acc']:.2f}",
                             **{k: f"{v:.3f}" for k, v in last_eval.items()})
     if main:
         plot_training(run_dir)
     return state
+
+
+def _stop_non_finite(run_dir: Path, generation: int, state: RunState, config: MetaTrainConfig) -> None:
+    if generation:
+        checkpoint.save(run_dir, generation, state, config)
+    outer = ", ".join(f"{k}={v}" for k, v in config.flat().items() if k in ("lr", "outer", "sigma", "truncation"))
+    raise guards.GuardError(f"generation {generation + 1} produced non-finite fitness or meta-parameters ({outer}); "
+                            f"the run stopped" + (f" with generation {generation} saved" if generation else "")
+                            + ". Lower --lr (or --sigma with ES) and start again.")
