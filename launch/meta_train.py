@@ -113,7 +113,8 @@ def main(argv: list[str] | None = None) -> int:
             print(f"run dir {run_dir} | {num_devices} {jax.devices()[0].platform} device(s){processes} | "
                   f"{config.learner} on {' '.join(config.train_tasks)} -> {' '.join(config.test_tasks)}: algorithm "
                   f"{sizes.algorithm:,} meta-parameters, state {sizes.state:,} floats/task, "
-                  f"{step_flops(training.learner, training.spec):,.0f} FLOPs/step"
+                  f"{step_flops(training.learner, training.spec):,.0f} FLOPs/step | chunk {training.chunk} pairs/device"
+                  + (" (auto)" if config.chunk == "auto" else "")
                   + (f" | resuming at generation {steps[-1]}" if args.resume and steps else ""))
         if args.dry_run:
             if main_process:

@@ -23,12 +23,17 @@ class MetaTrainConfig:
     eval_every: int = 25  # generations between meta-test evaluations
     eval_episodes: int = 64  # fixed meta-test episodes (same keys every evaluation)
     checkpoint_every: int = 25  # generations between checkpoints (and one at the end)
-    chunk: int = 8  # antithetic pairs evaluated at once per device: bounds memory, not the result
+    chunk: int | str = "auto"  # antithetic pairs evaluated at once per device ('auto': fit the device; see
+    # metalearn/chunking.py): bounds memory and sets speed, not the result
     seed: int = 0
 
     def __post_init__(self):
+        if isinstance(self.chunk, str) and self.chunk != "auto":
+            if not self.chunk.isdigit():
+                raise ValueError(f"chunk must be 'auto' or a positive number of pairs, got {self.chunk!r}")
+            object.__setattr__(self, "chunk", int(self.chunk))  # from the command line
         positive = ("population", "generations", "episode_length", "inner_batch", "episodes_per_member", "eval_every",
-                    "eval_episodes", "checkpoint_every", "chunk")
+                    "eval_episodes", "checkpoint_every") + (("chunk",) if self.chunk != "auto" else ())
         for name in positive:
             if getattr(self, name) < 1:
                 raise ValueError(f"{name} must be at least 1, got {getattr(self, name)}")

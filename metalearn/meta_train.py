@@ -21,6 +21,7 @@ from jax.sharding import Mesh
 
 from metalearn import backprop, checkpoint, distributed, es
 from metalearn.backprop import truncate
+from metalearn.chunking import resolve_chunk
 from metalearn.config import MetaTrainConfig
 from metalearn.evaluation import Evaluation, evaluate, summary
 from metalearn.inner_loop import run_episode
@@ -69,7 +70,9 @@ class MetaTraining:
         # backprop differentiates through the episode (optionally truncated); ES only evaluates it
         self._inner_learner = truncate(self.learner, config.truncation) if config.outer == "backprop" else self.learner
         make_step = backprop.make_backprop_step if config.outer == "backprop" else es.make_es_step
-        self._outer_step = make_step(self._fitness, self.optimizer, mesh, config.population, config.chunk)
+        self.chunk = resolve_chunk(config.chunk, self.learner, self.spec, config.population, mesh.devices.size,
+                                   len(self.train_tasks) * config.episodes_per_member)
+        self._outer_step = make_step(self._fitness, self.optimizer, mesh, config.population, self.chunk)
         self.generation_step: Callable[[RunState, tuple], tuple[RunState, es.ESMetrics]] = jax.jit(
             self._generation, donate_argnums=0)
         self.evaluate: Callable[[PyTree, Task], Evaluation] = jax.jit(self._evaluate)
