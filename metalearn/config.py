@@ -15,6 +15,7 @@ class MetaTrainConfig:
     truncation: int = 0  # backprop only: cut gradients every N inner steps (0: full backprop)
     population: int = 128  # ES members per generation (antithetic pairs: even, divisible by 2 x devices)
     sigma: float = 0.05  # ES noise std
+    noise_rank: int = 0  # ES only: rank-r noise A B^T / sqrt(r) on matrix leaves (0: full-rank noise)
     lr: float = 0.025  # Adam learning rate on the ES gradient
     generations: int = 375  # about 10 minutes on 2 CPU cores
     episode_length: int = 100  # inner-loop steps per episode
@@ -39,6 +40,8 @@ class MetaTrainConfig:
                 raise ValueError(f"{name} must be at least 1, got {getattr(self, name)}")
         if self.outer not in ("es", "backprop"):
             raise ValueError(f"outer must be 'es' or 'backprop', got {self.outer!r}")
+        if self.noise_rank < 0:
+            raise ValueError(f"noise_rank must be >= 0 (0: full-rank noise), got {self.noise_rank}")
         if self.truncation < 0:
             raise ValueError(f"truncation must be >= 0 (0: full backprop), got {self.truncation}")
         if not self.train_tasks or not self.test_tasks:

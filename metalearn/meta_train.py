@@ -7,6 +7,7 @@ loop in `meta_train` owns the side effects (metrics file, checkpoints, progress 
 from __future__ import annotations
 
 import contextlib
+import functools
 import json
 import time
 from pathlib import Path
@@ -69,7 +70,8 @@ class MetaTraining:
         self.optimizer = optax.adam(config.lr)
         # backprop differentiates through the episode (optionally truncated); ES only evaluates it
         self._inner_learner = truncate(self.learner, config.truncation) if config.outer == "backprop" else self.learner
-        make_step = backprop.make_backprop_step if config.outer == "backprop" else es.make_es_step
+        make_step = (backprop.make_backprop_step if config.outer == "backprop"
+                     else functools.partial(es.make_es_step, noise_rank=config.noise_rank))
         self.chunk = resolve_chunk(config.chunk, self.learner, self.spec, config.population, mesh.devices.size,
                                    len(self.train_tasks) * config.episodes_per_member)
         self._outer_step = make_step(self._fitness, self.optimizer, mesh, config.population, self.chunk)
