@@ -67,3 +67,10 @@ def test_rank_r_estimate_points_downhill_like_full_rank():
     cosine = lambda g: float(g @ true / jnp.linalg.norm(g) / jnp.linalg.norm(true))  # noqa: E731
     full, low = cosine(mean_estimate(0)), cosine(mean_estimate(1))
     assert low > 0.8 and full > 0.8, (low, full)
+
+
+def test_config_rejects_a_negative_rank():
+    from metalearn.config import MetaTrainConfig
+
+    with pytest.raises(ValueError, match="noise_rank"):
+        MetaTrainConfig(noise_rank=-1)
