@@ -70,8 +70,22 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
             p.add_argument(flag, nargs="+" if field.default else "*", default=None,
                            help=f"default: {' '.join(field.default) or 'the --train-tasks, on their validation slices'}")
         else:
-            p.add_argument(flag, type=type(field.default), default=None, help=f"default: {field.default}")
+            kind = auto_or_int if field.default == "auto" else type(field.default)
+            p.add_argument(flag, type=kind, default=None, help=f"default: {field.default}")
     return p.parse_args(argv)
+
+
+def auto_or_int(text: str) -> int | str:
+    """A flag that is 'auto' or a number (ES --chunk)."""
+    return text if text == "auto" else int(text)
+
+
+def chunk_note(config: MetaTrainConfig, training: MetaTraining) -> str:
+    """' | chunk N pairs/device' for an outer optimizer with a chunk, '(auto)' when it was chosen here."""
+    chunk = getattr(training.outer_config, "chunk", None)
+    if chunk is None:
+        return ""
+    return f" | chunk {chunk} pairs/device" + (" (auto)" if getattr(config.outer, "chunk", None) == "auto" else "")
 
 
 def config_fields() -> list[dataclasses.Field]:
@@ -159,7 +173,7 @@ def main(argv: list[str] | None = None) -> int:
             print(f"run dir {run_dir} | {num_devices} {jax.devices()[0].platform} device(s){processes} | "
                   f"{config.learner} on {' '.join(config.train_tasks)} -> {' '.join(config.test_tasks)}: algorithm "
                   f"{sizes.algorithm:,} meta-parameters, state {sizes.state:,} floats/task, "
-                  f"{step_flops(training.learner, training.spec):,.0f} FLOPs/step"
+                  f"{step_flops(training.learner, training.spec):,.0f} FLOPs/step" + chunk_note(config, training)
                   + (f" | resuming at generation {start}" if start else ""))
         if args.dry_run:
             if main_process:

@@ -62,7 +62,7 @@ def test_chunk_size_does_not_change_the_update(devices):
 
 
 def test_es_descends_a_quadratic(devices):
-    outer = ESConfig(population=32, sigma=0.1).build(fitness, optax.adam(0.05), make_mesh(8))
+    outer = ESConfig(population=32, sigma=0.1, chunk=8).build(fitness, optax.adam(0.05), make_mesh(8))
     step, state = jax.jit(outer.step), outer.init(params0())
     for g in range(150):
         state, metrics = step(state, jax.random.key(g), jnp.float32(1.0))

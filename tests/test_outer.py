@@ -39,6 +39,9 @@ class HillClimbConfig:
     def check(self, num_devices, episodes):
         pass
 
+    def resolve(self, learner, spec, num_devices, episodes):
+        return self
+
 
 @pytest.mark.slow
 def test_a_new_optimizer_is_one_class_and_one_registry_entry(monkeypatch, devices):

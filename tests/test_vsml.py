@@ -74,3 +74,20 @@ def test_per_layer_parameters_and_the_backward_ablation():
     d, _ = no_backward.step(meta, state, x, feedback(4))
     np.testing.assert_array_equal(c[0]["h"], d[0]["h"])  # the error never reaches the first layer
     assert not np.allclose(c[1]["h"], d[1]["h"])
+
+
+def test_tanh_form_gates_are_the_textbook_lstm_cell():
+    """The fast gate form (one tanh over all gates) computes sigmoid gates: compare with jax.nn.sigmoid."""
+    learner = VSML(ticks=3)
+    meta, state = init(learner)
+    layer, fwd_in = state[-1], jax.random.normal(jax.random.key(1), (SPEC.input_size, learner.msg_size))
+    bwd_in = jax.random.normal(jax.random.key(2), (SPEC.num_classes, learner.msg_size))
+    h, c = layer["h"], layer["c"]
+    drive = (fwd_in @ meta["w_fwd"])[:, None] + (bwd_in @ meta["w_bwd"])[None] + meta["b"]
+    for _ in range(learner.ticks):
+        i, f, g, o = jnp.split(drive + h @ meta["w_h"], 4, axis=-1)
+        c = jax.nn.sigmoid(f) * c + jax.nn.sigmoid(i) * jnp.tanh(g)
+        h = jax.nn.sigmoid(o) * jnp.tanh(c)
+    fast = learner._update(meta, layer, fwd_in, bwd_in)
+    np.testing.assert_allclose(fast["h"], h, atol=1e-6)
+    np.testing.assert_allclose(fast["c"], c, atol=1e-6)

@@ -38,7 +38,7 @@ import jax
 import jax.numpy as jnp
 
 from metalearn.learners.base import Feedback, MeanMerge, PyTree, TaskSpec
-from metalearn.learners.lstm import gate_bias, lstm_cell
+from metalearn.learners.lstm import gate_bias, gate_scale, lstm_cell
 
 
 @dataclasses.dataclass(frozen=True)
@@ -109,13 +109,18 @@ class VSML(MeanMerge):
         return layers
 
     def _update(self, p: PyTree, layer: PyTree, fwd_in: chex.Array, bwd_in: chex.Array | None) -> PyTree:
-        """`ticks` LSTM updates of every connection of one layer under fixed incoming messages."""
-        drive = (fwd_in @ p["w_fwd"])[:, None, :] + p["b"]  # [A, 1, 4N]
+        """`ticks` LSTM updates of every connection of one layer under fixed incoming messages.
+
+        The cell's gate factors (`lstm.gate_scale`) are folded into the shared, small weights, so the
+        per-connection work is one tanh over the 4N pre-activations (`prescaled`)."""
+        scale = gate_scale(self.lstm_size)
+        drive = (fwd_in @ (p["w_fwd"] * scale))[:, None, :] + p["b"] * scale  # [A, 1, 4N]
         if bwd_in is not None:
-            drive = drive + (bwd_in @ p["w_bwd"])[None, :, :]  # [A, B, 4N]
+            drive = drive + (bwd_in @ (p["w_bwd"] * scale))[None, :, :]  # [A, B, 4N]
+        w_h = p["w_h"] * scale
         h, c = layer["h"], layer["c"]
         for _ in range(self.ticks):
-            h, c = lstm_cell(drive + h @ p["w_h"], c)
+            h, c = lstm_cell(drive + h @ w_h, c, prescaled=True)
         return {**layer, "h": h, "c": c}
 
     def _backward(self, p: PyTree, layers: list, feedback: Feedback) -> list:

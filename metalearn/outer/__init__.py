@@ -1,6 +1,7 @@
 """Outer optimizers: what improves the meta-parameters from episode fitness (`base.OuterOptimizer`).
 
-A new optimizer is one module with a config dataclass (`name`, `build`, `wrap`, `check`) and one entry here.
+A new optimizer is one module with a config dataclass (`name`, `build`, `wrap`, `check`, `resolve`) and one
+entry here.
 """
 
 from __future__ import annotations

@@ -22,7 +22,7 @@ import jax.numpy as jnp
 import optax
 from jax.sharding import Mesh, PartitionSpec as P
 
-from metalearn.learners.base import Learner, PyTree
+from metalearn.learners.base import Learner, PyTree, TaskSpec
 from metalearn.learners.truncation import check_truncation, truncate
 from metalearn.outer.base import (AXIS, FitnessFn, OuterMetrics, OuterOptimizer, OuterState, apply_gradient,
                                   optax_init)
@@ -46,6 +46,9 @@ class BackpropConfig:
 
     def check(self, num_devices: int, episodes: int) -> None:
         check_episode_count(episodes, num_devices, "each task's batch (episodes_per_member)")
+
+    def resolve(self, learner: Learner, spec: TaskSpec, num_devices: int, episodes: int) -> "BackpropConfig":
+        return self  # nothing depends on the learner
 
 
 def check_episode_count(count: int, num_devices: int, where: str) -> None:

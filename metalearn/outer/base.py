@@ -4,7 +4,8 @@ An outer optimizer improves the meta-parameters from a fitness function of (para
 builds its state; `step(state, key, data)` makes one outer step (one ES generation, one gradient step) and
 is jit-able. Its state and metrics are neutral types, so the trainer, checkpoints and reports never learn
 which optimizer ran. An optimizer is chosen by its config (a frozen dataclass with a `name`, see
-`metalearn.outer.OUTER`), which also builds it and says how it wants the learner wrapped.
+`metalearn.outer.OUTER`), which also builds it, says how it wants the learner wrapped, and resolves
+settings that depend on the learner (`resolve`).
 """
 
 from __future__ import annotations
@@ -15,7 +16,7 @@ import chex
 import optax
 from jax.sharding import Mesh
 
-from metalearn.learners.base import Learner, PyTree
+from metalearn.learners.base import Learner, PyTree, TaskSpec
 
 AXIS = "population"  # the name of the 1-D device mesh's axis every outer optimizer shards over
 
@@ -57,6 +58,10 @@ class OuterConfig(Protocol):
     def wrap(self, learner: Learner) -> Learner: ...
 
     def check(self, num_devices: int, episodes: int) -> None: ...
+
+    def resolve(self, learner: Learner, spec: TaskSpec, num_devices: int, episodes: int) -> "OuterConfig":
+        """This config with settings that depend on the learner and devices (e.g. ES chunk 'auto') fixed."""
+        ...
 
 
 def optax_init(optimizer: optax.GradientTransformation) -> InitFn:

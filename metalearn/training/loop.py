@@ -67,13 +67,16 @@ class MetaTraining:
                 except ValueError as err:
                     raise ValueError(f"{role} {err}") from None
         config.outer.check(mesh.devices.size, config.episodes_per_member)
+        # settings that depend on the learner (ES chunk 'auto') are fixed here; `config` keeps what was asked
+        self.outer_config = config.outer.resolve(self.learner, self.spec, mesh.devices.size,
+                                                 len(self.train_tasks) * config.episodes_per_member)
         # the tasks' arrays go to every device once per run (global arrays with several processes)
         self.train_tasks, self.test_tasks, self.val_tasks = replicate(
             (self.train_tasks, self.test_tasks, self.val_tasks), mesh)
         self.optimizer = optax.adam(config.lr)
         # the outer optimizer says how the inner loop runs the learner (backprop: truncated, optionally)
-        self._inner_learner = config.outer.wrap(self.learner)
-        self.outer = config.outer.build(self._fitness, self.optimizer, mesh)
+        self._inner_learner = self.outer_config.wrap(self.learner)
+        self.outer = self.outer_config.build(self._fitness, self.optimizer, mesh)
         self.generation_step: Callable[[RunState, tuple], tuple[RunState, OuterMetrics]] = jax.jit(
             self._generation, donate_argnums=0)
         self.evaluate: Callable[[PyTree, Task, chex.PRNGKey], Evaluation] = jax.jit(self._evaluate)

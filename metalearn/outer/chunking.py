@@ -1,0 +1,46 @@
+"""ES `--chunk auto`: how many antithetic pairs one device evaluates at once (members per compiled kernel).
+
+The chunk bounds memory, never the result (the ES update is the same for every chunk). A kernel's working
+set is chunk x 2 members x the bytes one member-step touches (state in, state out, temporaries: XLA's memory
+analysis of the compiled step). On an accelerator the chunk fills half of the device's memory; on a CPU it
+keeps the working set within a core's L2 cache, past which the per-connection LSTM is memory-bound
+(bench/README.md: at 28x28 one pair per kernel beats eight).
+"""
+
+from __future__ import annotations
+
+import jax
+import jax.numpy as jnp
+
+from metalearn.learners.base import Feedback, Learner, TaskSpec
+
+CPU_BUDGET_BYTES = 4 * 2**20  # a core's L2 cache on the machines the bench ran on
+DEVICE_MEMORY_FRACTION = 0.5  # of an accelerator's memory; the rest is for XLA's own buffers and the data
+
+
+def member_step_bytes(learner: Learner, spec: TaskSpec) -> int:
+    """Bytes one member-step touches: XLA's memory analysis of the compiled learner step (one task)."""
+    key = jax.random.key(0)
+    meta = jax.eval_shape(lambda k: learner.init_meta_params(k, spec), key)
+    state = jax.eval_shape(lambda m, k: learner.init_state(m, k, spec), meta, key)
+    x = jax.ShapeDtypeStruct((spec.input_size,), jnp.float32)
+    feedback = jax.eval_shape(lambda: Feedback.zeros(spec.num_classes))
+    memory = jax.jit(learner.step).lower(meta, state, x, feedback).compile().memory_analysis()
+    return int(memory.argument_size_in_bytes + memory.output_size_in_bytes + memory.temp_size_in_bytes)
+
+
+def device_budget(device: jax.Device) -> int:
+    """Bytes a kernel's members may use on `device`."""
+    stats = device.memory_stats() if device.platform != "cpu" else None
+    if stats and "bytes_limit" in stats:
+        return int(DEVICE_MEMORY_FRACTION * stats["bytes_limit"])
+    return CPU_BUDGET_BYTES
+
+
+def auto_chunk(learner: Learner, spec: TaskSpec, pairs_per_device: int, tasks_per_member: int = 1,
+               device: jax.Device | None = None) -> int:
+    """Pairs per kernel: as many as fit the device's budget, at least 1, at most all of a device's pairs."""
+    per_pair = 2 * tasks_per_member * member_step_bytes(learner, spec)
+    fit = device_budget(device or jax.devices()[0]) // per_pair
+    return int(max(1, min(pairs_per_device, fit)))
+
