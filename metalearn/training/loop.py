@@ -159,8 +159,9 @@ def _start(training: MetaTraining, run_dir: Path, resume: bool, resume_from: int
     if steps or resume_from is not None:
         step = checkpoint.resume_step(run_dir, steps, resume_from)
         state = replicate(checkpoint.restore(run_dir, step, state, steps), training.mesh)
-        if main:
+        if any(s > step for s in steps):  # every process: an orbax manager is a collective with several
             checkpoint.discard_after(run_dir, step)
+        if main:
             rewrite_metrics(run_dir / "metrics.jsonl", step)
     elif main:
         for kind in (checkpoint.LATEST, checkpoint.BEST):
