@@ -88,6 +88,47 @@ def test_tanh_form_gates_are_the_textbook_lstm_cell():
         i, f, g, o = jnp.split(drive + h @ meta["w_h"], 4, axis=-1)
         c = jax.nn.sigmoid(f) * c + jax.nn.sigmoid(i) * jnp.tanh(g)
         h = jax.nn.sigmoid(o) * jnp.tanh(c)
-    fast = learner._update(meta, layer, fwd_in, bwd_in)
+    fast = learner._update(learner._layer_params(meta, 0, SPEC.num_classes), layer, fwd_in, bwd_in)
     np.testing.assert_allclose(fast["h"], h, atol=1e-6)
     np.testing.assert_allclose(fast["c"], c, atol=1e-6)
+
+
+@pytest.mark.parametrize("groups", [2, 3, 4, 12, 60])
+def test_groups_start_as_plain_vsml(groups):
+    """Every group is initialised with the same parameters, so any G computes what G = 1 computes."""
+    spec = TaskSpec(12, 5)
+    hidden = (6,) if groups in (2, 3) else ()  # 12 x 6 and 6 x 5 connections: G must divide both
+    plain, grouped = VSML(hidden=hidden), VSML(hidden=hidden, groups=groups)
+    key = jax.random.key(0)
+    meta_1, meta_g = plain.init_meta_params(key, spec), grouped.init_meta_params(key, spec)
+    assert learner_sizes(grouped, spec).algorithm == groups * learner_sizes(plain, spec).algorithm
+    s1, sg = plain.init_state(meta_1, key, spec), grouped.init_state(meta_g, key, spec)
+    for t in range(3):
+        x = jax.random.normal(jax.random.key(t), (12,))
+        s1, l1 = plain.step(meta_1, s1, x, feedback(t))
+        sg, lg = grouped.step(meta_g, sg, x, feedback(t))
+        np.testing.assert_allclose(lg, l1, rtol=1e-5, atol=1e-6)
+
+
+def test_each_group_owns_its_block_of_connections():
+    """On a 12 x 5 grid G = 15 is 5 output units x 3 blocks of 4 inputs: changing group g's LSTM changes
+    only the connections of block g in the first forward pass."""
+    spec = TaskSpec(12, 5)
+    learner = VSML(groups=15)
+    meta = learner.init_meta_params(jax.random.key(0), spec)
+    state = learner.init_state(meta, jax.random.key(1), spec)
+    x = jax.random.normal(jax.random.key(2), (12,))
+    base, _ = learner.step(meta, state, x, feedback(0))
+    changed = {**meta, "w_h": meta["w_h"].at[7].add(0.5)}  # group 7 = input block 7 // 5 = 1, output unit 7 % 5 = 2
+    after, _ = learner.step(changed, state, x, feedback(0))
+    differs = np.abs(np.asarray(after[0]["h"] - base[0]["h"])).max(axis=-1) > 0
+    expected = np.zeros((12, 5), bool)
+    expected[4:8, 2] = True
+    np.testing.assert_array_equal(differs, expected)
+
+
+def test_groups_that_do_not_divide_the_connections_are_an_error_listing_the_valid_ones():
+    with pytest.raises(ValueError, match=r"groups=7 must divide .*60.*valid values: 1, 2, 3, 4, 5, 6, 10, 12, 15, 20, 30, 60$"):
+        VSML(groups=7).init_meta_params(jax.random.key(0), TaskSpec(12, 5))
+    with pytest.raises(ValueError, match="groups=120"):
+        VSML(groups=120).init_meta_params(jax.random.key(0), TaskSpec(12, 5))

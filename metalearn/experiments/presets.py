@@ -40,8 +40,6 @@ CPU = {
     "base": {"episode_length": 100, "eval_episodes": 64},
     "learners": [
         {"label": "vsml", "learner": "vsml", "outer": "es", "overrides": {**_ES, "generations": 300}},
-        {"label": "lowrank256", "learner": "lowrank:units=256,groups=16,rank=0", "outer": "es",
-         "overrides": {**_ES, "generations": 400}},
         {"label": "meta_rnn16", "learner": "meta_rnn:hidden=16", "outer": "backprop", "overrides": _BACKPROP},
         {"label": "meta_rnn64", "learner": "meta_rnn:hidden=64", "outer": "backprop", "overrides": _BACKPROP},
     ],
@@ -49,7 +47,7 @@ CPU = {
     "blocks": [
         {"learners": ["vsml"], "tasks": ["4", "unbounded"]},
         {"learners": ["meta_rnn64"], "tasks": ["4", "64", "unbounded", "unbounded+proj"]},
-        {"learners": ["lowrank256", "meta_rnn16"], "tasks": ["unbounded"]},
+        {"learners": ["meta_rnn16"], "tasks": ["unbounded"]},
     ],
     "seeds": [0, 1, 2],
     "unseen": _unseen(7, 10),

@@ -19,18 +19,25 @@ update is `ticks` LSTM micro-ticks.
 `per_layer` gives every layer its own parameters; `backward=False` keeps the error in the output layer
 (no backward messages between layers, the ablation of VSML's backward pass).
 
+`groups=G` moves the algorithm size at a fixed state: each layer's A x B connections are partitioned into G
+groups, each with its own LSTM, message heads and initial state (all groups initialised identically, so
+every G starts as the same function). The grid is cut into Gb = gcd(G, B) blocks of output units, then
+Ga = G / Gb blocks of input units: G = 1 is VSML, G = B one LSTM per output unit, G = A x B every weight its
+own small RNN. G must divide every layer's A x B (any such divisor factors this way).
+
 Sizes, with N = lstm_size, m = msg_size and layer widths d_0 .. d_L:
-  algorithm = 4N(2m + N + 1)  [LSTM]  + 2(Nm + m)  [heads]  + 2N  [initial state], times L if per_layer
+  algorithm = (4N(2m + N + 1)  [LSTM]  + 2(Nm + m)  [heads]  + 2N  [initial state]) x G, x L if per_layer
   state     = sum_l d_{l-1} d_l 2N  [LSTM states]  + sum_l d_{l-1} m  [remembered forward messages]
 
 Structure exploited for speed: the LSTM input projection of [fwd_a; bwd_b] splits into a per-input term
-(A x 4N) and a per-output term (B x 4N), broadcast over the (A, B) grid; only h @ W_h is per connection.
-The heads are linear, so the mean over connections is taken before projecting.
+(A x Gb x 4N) and a per-output term (Ga x B x 4N), broadcast over the (A, B) grid; only h @ W_h is per
+connection. The heads are linear, so the mean over a group's connections is taken before projecting.
 """
 
 from __future__ import annotations
 
 import dataclasses
+import math
 from typing import ClassVar
 
 import chex
@@ -52,6 +59,7 @@ class VSML(MeanMerge):
     init_noise: float = 0.1  # std of the per-connection perturbation of the learned initial state
     per_layer: bool = False  # one set of LSTM and message parameters per layer instead of one for all
     backward: bool = True  # pass backward messages between layers (False: only the output layer sees errors)
+    groups: int = 1  # connections per layer split into this many groups with their own parameters
     name: ClassVar[str] = "vsml"
     # Inner batches average the LSTM states and keep each copy's remembered forward messages. (The reference
     # code, vsml-neurips2021 models.py `_merge_layer_states`, averages only the first half of every LSTM
@@ -63,17 +71,43 @@ class VSML(MeanMerge):
             raise ValueError("vsml: msg_size must be at least 2 (channel 0 error/value, channel 1 label)")
         if self.ticks < 1:
             raise ValueError("vsml: ticks must be at least 1")
+        if self.groups < 1:
+            raise ValueError("vsml: groups must be at least 1")
 
     def widths(self, spec: TaskSpec) -> tuple[int, ...]:
         return (spec.input_size, *self.hidden, spec.num_classes)
 
     def init_meta_params(self, key: chex.PRNGKey, spec: TaskSpec) -> PyTree:
+        self._check_groups(spec)
         if self.per_layer:
-            return [self._shared_params(k) for k in jax.random.split(key, len(self.widths(spec)) - 1)]
-        return self._shared_params(key)
+            return [self._group_params(k) for k in jax.random.split(key, len(self.widths(spec)) - 1)]
+        return self._group_params(key)
 
-    def _layer_params(self, meta_params: PyTree, layer: int) -> PyTree:
-        return meta_params[layer] if self.per_layer else meta_params
+    def _check_groups(self, spec: TaskSpec) -> None:
+        connections = [a * b for a, b in zip(self.widths(spec)[:-1], self.widths(spec)[1:])]
+        if any(n % self.groups for n in connections):
+            valid = [g for g in range(1, min(connections) + 1) if all(n % g == 0 for n in connections)]
+            raise ValueError(f"vsml: groups={self.groups} must divide the connections of every layer "
+                             f"({' and '.join(map(str, connections))} on {spec.input_size} inputs, "
+                             f"{spec.num_classes} classes); valid values: {', '.join(map(str, valid))}")
+
+    def _group_params(self, key: chex.PRNGKey) -> PyTree:
+        """One parameter set, copied to every group (leading axis G) when there are several."""
+        p = self._shared_params(key)
+        return p if self.groups == 1 else jax.tree.map(lambda x: jnp.broadcast_to(x, (self.groups, *x.shape)), p)
+
+    def _layer_params(self, meta_params: PyTree, layer: int, b: int) -> PyTree:
+        """Layer `layer`'s parameters with leading group axes [Ga, Gb] for a grid with B outputs."""
+        p = meta_params[layer] if self.per_layer else meta_params
+        ga, gb = self._group_grid(b)
+        if self.groups == 1:
+            return jax.tree.map(lambda x: x[None, None], p)
+        return jax.tree.map(lambda x: x.reshape(ga, gb, *x.shape[1:]), p)
+
+    def _group_grid(self, b: int) -> tuple[int, int]:
+        """(Ga, Gb): blocks of input units and of output units (B outputs) that make the G groups."""
+        gb = math.gcd(self.groups, b)
+        return self.groups // gb, gb
 
     def _shared_params(self, key: chex.PRNGKey) -> PyTree:
         n, m = self.lstm_size, self.msg_size
@@ -98,11 +132,13 @@ class VSML(MeanMerge):
         keys = jax.random.split(key, len(widths) - 1)
         for l, (a, b) in enumerate(zip(widths[:-1], widths[1:])):
             kh, kc = jax.random.split(keys[l])
-            p, shape = self._layer_params(meta_params, l), (a, b, self.lstm_size)
+            p, shape = self._layer_params(meta_params, l, b), (a, b, self.lstm_size)
+            ga, gb = self._group_grid(b)
+            grid = lambda v: jnp.broadcast_to(v[:, None, :, None], (ga, a // ga, gb, b // gb, v.shape[-1]))  # noqa: E731
             layers.append(
                 {
-                    "h": p["init_h"] + self.init_noise * jax.random.normal(kh, shape),
-                    "c": p["init_c"] + self.init_noise * jax.random.normal(kc, shape),
+                    "h": grid(p["init_h"]).reshape(shape) + self.init_noise * jax.random.normal(kh, shape),
+                    "c": grid(p["init_c"]).reshape(shape) + self.init_noise * jax.random.normal(kc, shape),
                     "fwd_in": jnp.zeros((a, self.msg_size)),
                 }
             )
@@ -111,17 +147,38 @@ class VSML(MeanMerge):
     def _update(self, p: PyTree, layer: PyTree, fwd_in: chex.Array, bwd_in: chex.Array | None) -> PyTree:
         """`ticks` LSTM updates of every connection of one layer under fixed incoming messages.
 
-        The cell's gate factors (`lstm.gate_scale`) are folded into the shared, small weights, so the
-        per-connection work is one tanh over the 4N pre-activations (`prescaled`)."""
+        The grid [A, B] is viewed as [Ga, A/Ga, Gb, B/Gb] (index names i a j b below), group (i, j) using
+        parameters p[i, j]. The cell's gate factors (`lstm.gate_scale`) are folded into the small weights,
+        so the per-connection work is one tanh over the 4N pre-activations (`prescaled`)."""
+        ga, gb = p["b"].shape[:2]
+        a, b, n = layer["h"].shape
         scale = gate_scale(self.lstm_size)
-        drive = (fwd_in @ (p["w_fwd"] * scale))[:, None, :] + p["b"] * scale  # [A, 1, 4N]
+        drive = jnp.einsum("iam,ijmk->iajk", fwd_in.reshape(ga, a // ga, -1), p["w_fwd"] * scale)
+        drive = drive[:, :, :, None, :] + (p["b"] * scale)[:, None, :, None, :]  # [Ga, A/Ga, Gb, 1, 4N]
         if bwd_in is not None:
-            drive = drive + (bwd_in @ (p["w_bwd"] * scale))[None, :, :]  # [A, B, 4N]
+            back = jnp.einsum("jbm,ijmk->ijbk", bwd_in.reshape(gb, b // gb, -1), p["w_bwd"] * scale)
+            drive = drive + back[:, None]  # [Ga, A/Ga, Gb, B/Gb, 4N]
         w_h = p["w_h"] * scale
-        h, c = layer["h"], layer["c"]
+        h, c = layer["h"].reshape(ga, a // ga, gb, b // gb, n), layer["c"].reshape(ga, a // ga, gb, b // gb, n)
         for _ in range(self.ticks):
-            h, c = lstm_cell(drive + h @ w_h, c, prescaled=True)
-        return {**layer, "h": h, "c": c}
+            h, c = lstm_cell(drive + jnp.einsum("iajbn,ijnk->iajbk", h, w_h), c, prescaled=True)
+        return {**layer, "h": h.reshape(a, b, n), "c": c.reshape(a, b, n)}
+
+    @staticmethod
+    def _message_to_inputs(p: PyTree, h: chex.Array) -> chex.Array:
+        """[A, m]: unit a's backward message, the mean over its connections of `bwd_head(h_ab)`."""
+        (ga, gb), (a, b, n) = p["b"].shape[:2], h.shape
+        mean = h.reshape(ga, a // ga, gb, b // gb, n).mean(axis=3)  # [Ga, A/Ga, Gb, N]
+        msg = jnp.einsum("iajn,ijnm->iajm", mean, p["bwd_head"]) + p["bwd_head_b"][:, None]
+        return msg.mean(axis=2).reshape(a, -1)
+
+    @staticmethod
+    def _message_to_outputs(p: PyTree, h: chex.Array) -> chex.Array:
+        """[B, m]: unit b's forward message, the mean over its connections of `fwd_head(h_ab)`."""
+        (ga, gb), (a, b, n) = p["b"].shape[:2], h.shape
+        mean = h.reshape(ga, a // ga, gb, b // gb, n).mean(axis=1)  # [Ga, Gb, B/Gb, N]
+        msg = jnp.einsum("ijbn,ijnm->ijbm", mean, p["fwd_head"]) + p["fwd_head_b"][:, :, None]
+        return msg.mean(axis=0).reshape(b, -1)
 
     def _backward(self, p: PyTree, layers: list, feedback: Feedback) -> list:
         msg = jnp.zeros((feedback.error.shape[-1], self.msg_size)).at[:, 0].set(feedback.error)
@@ -129,19 +186,19 @@ class VSML(MeanMerge):
             msg = msg.at[:, 1].set(feedback.label)
         new_layers = list(layers)
         for l in reversed(range(len(layers)) if self.backward else [len(layers) - 1]):
-            pl = self._layer_params(p, l)
+            pl = self._layer_params(p, l, layers[l]["h"].shape[1])
             new_layers[l] = self._update(pl, layers[l], layers[l]["fwd_in"], msg)
-            msg = new_layers[l]["h"].mean(axis=1) @ pl["bwd_head"] + pl["bwd_head_b"]  # [A, m]
+            msg = self._message_to_inputs(pl, new_layers[l]["h"])
         return new_layers
 
     def _forward(self, p: PyTree, layers: list, x: chex.Array) -> tuple[list, chex.Array]:
         msg = jnp.zeros((x.shape[-1], self.msg_size)).at[:, 0].set(x)
         new_layers = []
         for l, layer in enumerate(layers):
-            pl = self._layer_params(p, l)
+            pl = self._layer_params(p, l, layer["h"].shape[1])
             layer = self._update(pl, {**layer, "fwd_in": msg}, msg, None)
             new_layers.append(layer)
-            msg = layer["h"].mean(axis=0) @ pl["fwd_head"] + pl["fwd_head_b"]  # [B, m]
+            msg = self._message_to_outputs(pl, layer["h"])
         logits = self.bound * jnp.tanh(msg[:, 0] / self.bound)
         return new_layers, logits
 
@@ -154,6 +211,7 @@ class VSML(MeanMerge):
     def size_formula(self, spec: TaskSpec) -> tuple[int, int]:
         """(algorithm size, state size) from the docstring's formulas."""
         n, m, w = self.lstm_size, self.msg_size, self.widths(spec)
-        algorithm = (4 * n * (2 * m + n + 1) + 2 * (n * m + m) + 2 * n) * (len(w) - 1 if self.per_layer else 1)
+        per_group = 4 * n * (2 * m + n + 1) + 2 * (n * m + m) + 2 * n
+        algorithm = per_group * self.groups * (len(w) - 1 if self.per_layer else 1)
         state = sum(a * b * 2 * n + a * m for a, b in zip(w[:-1], w[1:]))
         return algorithm, state
