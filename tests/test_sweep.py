@@ -16,6 +16,7 @@ from scipy import stats
 from metalearn.experiments import sweep as sw
 from metalearn.experiments.presets import PRESETS
 from metalearn.experiments.sweep_report import mean_interval, summarize
+from metalearn.learners import TaskSpec, learner_sizes, make_learner
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -84,11 +85,34 @@ def test_presets_are_valid_and_run_the_headline_at_three_seeds():
         sweep = sw.SweepConfig.from_json(data)
         assert len(sweep.seeds) >= 3, name
         learners = {p.learner.label for p in sweep.points() if p.task.count == 0}
-        assert any(label.startswith("vsml") for label in learners) and any("meta_rnn" in l for l in learners)
+        assert any(label.startswith("vsml") for label in learners)
+        assert name == "axis" or any("meta_rnn" in label for label in learners)
     paper = sw.SweepConfig.from_json(PRESETS["paper"])
     vsml = paper.meta_config(paper.points()[0])
     assert (vsml.outer.population, vsml.episode_length, vsml.outer.sigma, vsml.lr) == (1024, 500, 0.05, 0.025)
     assert paper.tasks[0].spec.startswith("mnist:resize=0")  # 28x28 inputs
+
+
+def test_the_axis_preset_spans_the_ratio_under_one_es_budget():
+    """Issue 17: >= 6 ratios from <= -1.5 to >= +1.5, all by ES with the same member-steps, 3 seeds, and the
+    two ends and the middle crossed with 4, 64 and unbounded tasks."""
+    sweep = sw.SweepConfig.from_json(PRESETS["axis"])
+    spec = TaskSpec(49, 10)
+    ratio = {p.label: math.log10(learner_sizes(make_learner(p.learner), spec).algorithm
+                                 / learner_sizes(make_learner(p.learner), spec).state) for p in sweep.learners}
+    points = sweep.points()
+    budgets = {(type(c.outer).__name__, c.outer.population, c.generations, c.episodes_per_member, c.episode_length)
+               for c in (sweep.meta_config(p) for p in points)}
+    assert budgets == {("ESConfig", 64, 200, 1, 100)}
+    distinct = sorted({round(ratio[p.learner.label], 2) for p in points})
+    assert len(distinct) >= 6 and distinct[0] <= -1.5 and distinct[-1] >= 1.5
+    levels = {}
+    for p in points:
+        levels.setdefault(p.learner.label, set()).add((p.task.label, p.seed))
+    full_rank = sorted((p.label for p in sweep.learners if "noise_rank" not in p.overrides), key=ratio.get)
+    crossed = [label for label in full_rank if {t for t, _ in levels[label]} == {"4", "64", "unbounded"}]
+    assert full_rank[0] in crossed and full_rank[-1] in crossed and len(crossed) >= 3
+    assert all({s for _, s in seeds} == {0, 1, 2} for seeds in levels.values())
 
 
 def test_mean_interval_is_the_t_interval_over_seeds():

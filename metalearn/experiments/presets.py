@@ -2,6 +2,9 @@
 
 cpu: 7x7 MNIST (4x4 average pooling), 100-step 10-way episodes, one core per point; 65 minutes on 2
 cores (measured). The headline comparison (VSML vs meta-RNNs, unbounded tasks) and the task axis run at 3 seeds.
+axis: the algorithm-size / state-size axis inside one architecture under one outer optimizer: VSML with
+`groups=G` (algorithm x G at a fixed state) and with a hidden layer (more state for the same algorithm),
+log10(algorithm / state) from -1.58 to +1.57, every point trained by the same ES budget; see `AXIS`.
 paper: VSML's published scale (28x28, population 1024, 500-step episodes, sigma 0.05, Adam 0.025) for a
 multi-GPU machine; its cost is estimated in README from bench/throughput.py.
 """
@@ -55,6 +58,36 @@ CPU = {
     "eval_episodes": 64,
 }
 
+# Same ES budget for every point: population 64 x 200 generations x one 100-step episode per member.
+_AXIS_ES = {**_ES, "population": 64, "generations": 200}
+# log10(algorithm / state) at 7x7 -> 10: hidden=48 -1.58, hidden=16 -1.10, G=1 -0.82, G=10 +0.18 (one LSTM per
+# output unit), G=49 +0.87 (one per input pixel), G=245 +1.57 (pairs of connections of one output unit).
+_AXIS_POINTS = {"vsml-h48": "vsml:hidden=48", "vsml-h16": "vsml:hidden=16", "vsml": "vsml",
+                "vsml-g10": "vsml:groups=10", "vsml-g49": "vsml:groups=49", "vsml-g245": "vsml:groups=245"}
+
+AXIS = {
+    "name": "axis",
+    "base": {"episode_length": 100, "eval_episodes": 64},
+    "learners": [{"label": label, "learner": spec, "outer": "es", "overrides": _AXIS_ES}
+                 for label, spec in _AXIS_POINTS.items()]
+                + [{"label": "vsml-g245-r4", "learner": "vsml:groups=245", "outer": "es",  # rank-4 noise, same point
+                    "overrides": {**_AXIS_ES, "noise_rank": 4}}],
+    "tasks": _task_levels(7, (4, 64), 49)[:3],
+    "blocks": [
+        {"learners": list(_AXIS_POINTS), "tasks": ["unbounded"]},
+        {"learners": ["vsml-h48", "vsml-g10", "vsml-g245"], "tasks": ["4", "64"]},  # the two ends and the middle
+        {"learners": ["vsml-g245-r4"], "tasks": ["unbounded"]},
+    ],
+    "seeds": [0, 1, 2],
+    # Unseen: new images of MNIST under new label permutations, other datasets, an input transform no point
+    # saw (a random 49x49 projection per task) and the class-ordered stream. Other resolutions and class
+    # subsets are left out: a group's parameters are tied to input and output positions, so G > 1 would
+    # meet a different grid there.
+    "unseen": {**_unseen(7, 10), "MNIST-proj": "mnist:resize=7,project=49"},
+    "baselines": _BASELINES,
+    "eval_episodes": 64,
+}
+
 PAPER = {
     "name": "paper",
     "base": {"episode_length": 500, "eval_episodes": 128},
@@ -81,4 +114,4 @@ PAPER = {
     "eval_episodes": 128,
 }
 
-PRESETS = {"cpu": CPU, "paper": PAPER}
+PRESETS = {"cpu": CPU, "axis": AXIS, "paper": PAPER}

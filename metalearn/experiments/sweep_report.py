@@ -1,6 +1,6 @@
 """The sweep's report: one row per (learner, task level) with seed means and 95% intervals, as CSV and
-Markdown, and plots of unseen-task accuracy and generalization gap against log10(algorithm / state size)
-and against the number of meta-training tasks, with the tuned hand-designed learners as reference lines.
+Markdown, and plots of meta-train score, unseen-task scores and generalization gap against log10(algorithm /
+state size) (one line per task level) and against the number of meta-training tasks, with the tuned hand-designed learners as reference lines.
 
 Definitions: meta-train accuracy is scored on the point's own meta-training distribution (train split,
 e.g. its 4 fixed permutations); every cell is a task's `score` (query-phase accuracy for ordered streams,
@@ -75,9 +75,8 @@ def summarize(sweep: SweepConfig, results: list[dict]) -> list[dict]:
             if not group:
                 continue
             first = group[0]
-            row = {"learner": learner.label, "outer": first["outer"], "algorithm_size": first["algorithm_size"],
-                   "state_size": first["state_size"],
-                   "log10_ratio": math.log10(first["algorithm_size"] / first["state_size"]),
+            row = {"learner": learner.label, "outer": first["outer"], "algorithm": first["algorithm_size"],
+                   "state": first["state_size"], "log10_ratio": math.log10(first["algorithm_size"] / first["state_size"]),
                    "tasks": level.label, "seeds": len(group), "flops_per_step": first["flops_per_step"],
                    "train_minutes": float(np.mean([r["train_seconds"] for r in group])) / 60}
             columns = {name: [_accuracy(r["scores"].get(name)) for r in group] for name in ("meta_train", *unseen)}
@@ -96,8 +95,8 @@ def baseline_rows(sweep: SweepConfig, baselines: dict, unseen: list[str]) -> lis
     for name, b in baselines.items():
         if name == "tuned_on":
             continue
-        row = {"learner": b["spec"], "outer": "hand-designed", "algorithm_size": b["algorithm_size"],
-               "state_size": b["state_size"], "tasks": f"tuned on {tuned_on}",
+        row = {"learner": b["spec"], "outer": "hand-designed", "algorithm": b["algorithm_size"],
+               "state": b["state_size"], "tasks": f"tuned on {tuned_on}",
                "meta_train": _accuracy(b["scores"]["meta_train"]), "flops_per_step": b["flops_per_step"]}
         rows.append({**row, **{u: _accuracy(b["scores"].get(u)) for u in unseen}})
     return rows
@@ -115,13 +114,12 @@ def markdown_table(rows: list[dict], base_rows: list[dict], unseen: list[str], s
               *unseen, "gap", "FLOPs/step", "train min"]
     lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
     for r in rows:
-        cells = [r["learner"], r["outer"], f"{r['algorithm_size']:,}", f"{r['state_size']:,}",
-                 f"{r['log10_ratio']:.2f}", r["tasks"], str(r["seeds"]), _cell(r, "meta_train"),
+        cells = [r["learner"], r["outer"], f"{r['algorithm']:,}", f"{r['state']:,}", f"{r['log10_ratio']:.2f}", r["tasks"], str(r["seeds"]), _cell(r, "meta_train"),
                  *(_cell(r, u) for u in unseen), _cell(r, "gap"), f"{r['flops_per_step']:.3g}",
                  f"{r['train_minutes']:.1f}"]
         lines.append("| " + " | ".join(cells) + " |")
     for r in base_rows:
-        cells = [r["learner"], r["outer"], f"{r['algorithm_size']:,}", f"{r['state_size']:,}", "-", r["tasks"], "-",
+        cells = [r["learner"], r["outer"], f"{r['algorithm']:,}", f"{r['state']:,}", "-", r["tasks"], "-",
                  _cell(r, "meta_train"), *(_cell(r, u) for u in unseen), "-", f"{r['flops_per_step']:.3g}", "-"]
         lines.append("| " + " | ".join(cells) + " |")
     notes = ["", ("Mean ± half-width of the 95% t-interval over seeds of each task's score: query-phase accuracy "
@@ -168,7 +166,7 @@ def _finish(plt, fig, axes, metrics: list[str], xlabel: str, ylabel: str, title:
         ax.set_xlabel(xlabel)
         ax.grid(alpha=0.3)
     axes[0].set_ylabel(ylabel)
-    axes[0].legend(fontsize=7)
+    max(axes, key=lambda ax: len(ax.get_legend_handles_labels()[0])).legend(fontsize=7)
     fig.suptitle(title, fontsize=10)
     fig.tight_layout()
     fig.savefig(path, dpi=110)
@@ -176,19 +174,21 @@ def _finish(plt, fig, axes, metrics: list[str], xlabel: str, ylabel: str, title:
     return path
 
 
-def plot_ratio(path: Path, rows: list[dict], base_rows: list[dict], unseen: list[str], level: str,
-               colors: dict[str, str]) -> Path:
-    """Unseen accuracy per task and the gap vs log10(algorithm / state size), at one task level."""
-    metrics = [*unseen, "gap"]
+def plot_ratio(path: Path, rows: list[dict], base_rows: list[dict], unseen: list[str], levels: list[str]) -> Path:
+    """Meta-train score, each unseen task's score and the gap vs log10(algorithm / state size): one line per
+    task level through its points (sorted by ratio), seed intervals as error bars."""
+    metrics = ["meta_train", *unseen, "gap"]
     plt, fig, axes = _panels(len(metrics))
     for ax, metric in zip(axes, metrics):
-        for r in (r for r in rows if r["tasks"] == level):
-            ax.errorbar(r["log10_ratio"], r[metric], yerr=np.nan_to_num(r[f"{metric}_ci"]), fmt="o", capsize=3,
-                        color=colors[r["learner"]], label=f"{r['learner']} ({r['outer']})")
+        for i, level in enumerate(levels):
+            line = sorted((r for r in rows if r["tasks"] == level), key=lambda r: r["log10_ratio"])
+            ax.errorbar([r["log10_ratio"] for r in line], [r[metric] for r in line],
+                        yerr=[np.nan_to_num(r[f"{metric}_ci"]) for r in line], marker="o", capsize=3,
+                        color=f"C{i}", label=f"tasks: {level}")
         if metric != "gap":
             _baseline_lines(ax, base_rows, metric)
     return _finish(plt, fig, axes, metrics, "log10(algorithm size / state size)", "score",
-                   f"meta-trained on '{level}' tasks; mean and 95% interval over seeds", path)
+                   "mean and 95% interval over seeds, one line per meta-training task level", path)
 
 
 def plot_tasks(path: Path, rows: list[dict], base_rows: list[dict], unseen: list[str], levels: list[str],
@@ -221,10 +221,7 @@ def write_report(sweep_dir: Path) -> list[Path]:
     csv_path, md_path = sweep_dir / "sweep_table.csv", sweep_dir / "sweep_table.md"
     write_csv(csv_path, rows, base_rows)
     md_path.write_text(markdown_table(rows, base_rows, unseen, skipped))
-    # the ratio plot at the task level most learners were trained on; the task plot over every level
-    counts = {level.label: sum(r["tasks"] == level.label for r in rows) for level in sweep.tasks}
-    headline = max(counts, key=counts.get)
-    levels = [level.label for level in sweep.tasks if counts[level.label]]
+    levels = [level.label for level in sweep.tasks if any(r["tasks"] == level.label for r in rows)]
     colors = {p.label: f"C{i}" for i, p in enumerate(sweep.learners)}
-    return [csv_path, md_path, plot_ratio(sweep_dir / "sweep_ratio.png", rows, base_rows, unseen, headline, colors),
+    return [csv_path, md_path, plot_ratio(sweep_dir / "sweep_ratio.png", rows, base_rows, unseen, levels),
             plot_tasks(sweep_dir / "sweep_tasks.png", rows, base_rows, unseen, levels, colors)]
