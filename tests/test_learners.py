@@ -11,8 +11,7 @@ from metalearn.learners.base import tree_size
 
 SPECS = ["vsml", "vsml:hidden=6,ticks=1", "vsml:use_label=false,msg_size=4", "vsml:hidden=6x7", "vsml:hidden=6,per_layer=true",
          "vsml:lstm_size=4,msg_size=3", "vsml:groups=5", "vsml:groups=2,hidden=6,per_layer=true", "meta_rnn:hidden=8", "meta_rnn:hidden=5", "lowrank:units=8,rank=0",
-         "lowrank:units=8,rank=3", "lowrank:units=12,groups=3,rank=0", "lowrank:units=12,groups=4,rank=2",
-         "lowrank:units=30,groups=5,rank=5,init_noise=1", "sgd", "adam", "mlp_sgd:hidden=8", "mlp_sgd:hidden=3",
+         "lowrank:units=8,rank=3", "sgd", "adam", "mlp_sgd:hidden=8", "mlp_sgd:hidden=3",
          "knn:k=3,capacity=20", "knn:capacity=50", "knn:capacity=4", "class_mean", "slda",
          "slda:shrinkage=0.5"]
 HAND_DESIGNED = [s for s in SPECS if tree_size(jax.eval_shape(

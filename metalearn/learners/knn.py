@@ -15,6 +15,9 @@ The logits are the votes (at most k + 1/2): finite, and all equal while nothing 
 Sizes, with D = input size and N = capacity:
   algorithm = 0
   state     = N D [inputs] + N [labels] + 1 [count] + 2 [reservoir key] + D [previous input]
+Effective state: up to N labelled examples of D + 1 numbers (the labels, count and key are integers, each
+counted as one float); the count and key are bookkeeping, and a slot no labelled example has reached holds
+nothing (with the default capacity the last slot never fills: an episode's last label never arrives).
 """
 
 from __future__ import annotations

@@ -1,32 +1,25 @@
-"""LowRankRNN: one large LSTM whose state size and algorithm size are independent knobs.
+"""LowRankRNN: one large LSTM with low-rank weight matrices, so its state can grow faster than its algorithm.
 
 The meta-RNN and VSML sit at opposite ends of the algorithm-vs-state trade-off: a meta-RNN's ~479k
-weights drive 256 state floats, VSML's ~2.4k weights drive ~251k. This family moves between them. The
-state is always an LSTM of `units` cells (state = 2 * units floats: h and c), while its big weight
-matrices are *generated* from few meta-parameters, in two ways that can be combined:
-
-- rank r > 0: every weight matrix W (rows x cols) is a product U V with U (rows x r) and V (r x cols),
-  applied as (x @ U) @ V, so no rows x cols matrix (in particular no units x units one) is ever built.
-- groups g > 0: the units are g groups of M = units / g members, and every member of a group shares
-  that group's weights (VSML-like tying). The network is then M copies of a g-cell LSTM with shared
-  weights, coupled through the mean over members: member m's gates are
-      x_in W_in + h_m W_rec + mean_m'(h_m') W_mix + b,
-  and logits = mean_m(h_m) W_out + b_out. Because the input and mean-field terms are the same for all
-  members, members differ only by their initial state, h, c ~ init_noise * N(0, 1), drawn per task.
+weights drive 256 state floats, VSML's ~2.4k weights drive ~257k. This family moves from the meta-RNN's
+end towards VSML's. The state is an LSTM of `units` cells (2 * units floats: h and c, all usable, since
+every unit has its own weights), and with rank r > 0 every weight matrix W (rows x cols) is a product U V
+with U (rows x r) and V (r x cols), applied as (x @ U) @ V, so no rows x cols matrix (in particular no
+units x units one) is ever built.
 
 Each step reads x_in = [x, error, label] (the previous prediction's feedback), as in the meta-RNN. With
-rank=0, groups=0 and init_noise=0 the network is exactly MetaRNN(hidden=units).
+rank=0 the network is exactly MetaRNN(hidden=units).
 
-Sizes, with D = input size, C = classes, I = D + 2C, n = g if tied else units, and
-mat(a, b) = a*b if r = 0 else r*(a + b):
-  algorithm = mat(I, 4n) [input] + mat(n, 4n) [recurrent] + [g > 0] mat(n, 4n) [mean-field]
-              + 4n [gate bias] + mat(n, C) + C [output layer]
-  state     = 2 * units
-Written out:
-  dense            4u(I + u + 1) + uC + C       low-rank          r(I + 10u + C) + 4u + C
-  tied             4g(I + 2g + 1) + gC + C      tied and low-rank r(I + 15g + C) + 4g + C
-On 784 -> 10 (I = 804) that spans algorithm/state from ~2e3 (units=128, dense: the meta-RNN) through
-~1 (units=512, groups=16, rank=1: 1,128 / 1,024) to ~7e-3 (units=65536, groups=4, rank=1: 900 / 131,072).
+Sizes, with D = input size, C = classes, I = D + 2C, u = units and mat(a, b) = a*b if r = 0 else r*(a + b):
+  algorithm = mat(I, 4u) [input] + mat(u, 4u) [recurrent] + 4u [gate bias] + mat(u, C) + C [output layer]
+            = 4u(I + u + 1) + uC + C (dense), r(I + 10u + C) + 4u + C (low-rank)
+  state     = 2u
+At rank r > 0 each unit adds 10r + 4 meta-parameters and 2 state floats, so algorithm/state stays above
+5r + 2. On 784 -> 10 (`learner_sizes`) it spans 1,871 (units=128, rank=0: the meta-RNN) through 107
+(units=256, rank=16: 55,018 / 512) to 7.0 (units=65536, rank=1: 918,328 / 131,072); below that, VSML's
+`groups` spans 0.0094 to 74.
+A tied variant (`groups`: units sharing weights within groups) was withdrawn: the members of a group
+shared their input drive and readout, so its effective state was ~2 x groups floats, not 2 x units.
 """
 
 from __future__ import annotations
@@ -46,30 +39,13 @@ from metalearn.learners.lstm import gate_bias, lstm_cell
 class LowRankRNN(MeanMerge):
     units: int = 256  # LSTM cells: the state is 2 * units floats
     rank: int = 4  # rank of every weight matrix; 0 = full matrices
-    groups: int = 0  # units share weights in this many groups; 0 = every unit has its own weights
-    init_noise: float = 0.1  # std of the random initial (h, c): what tells tied members apart
     name: ClassVar[str] = "lowrank"
 
     def __post_init__(self):
-        if self.units < 1 or self.rank < 0 or self.groups < 0 or self.init_noise < 0:
-            raise ValueError(f"lowrank: units must be >= 1 and rank, groups, init_noise >= 0 (got {self})")
-        if self.groups and self.units % self.groups:
-            raise ValueError(f"lowrank: groups={self.groups} must divide units={self.units}")
-        if self.rank > self.distinct:
-            raise ValueError(f"lowrank: rank={self.rank} exceeds the {self.distinct} distinct units "
-                             f"({'groups' if self.groups else 'units'}); use rank=0 for full matrices")
-        if self.groups and self.init_noise == 0:
-            raise ValueError("lowrank: groups need init_noise > 0, or the members of a group stay identical")
-
-    @property
-    def distinct(self) -> int:
-        """n: units with their own weights (the weight matrices are n wide)."""
-        return self.groups or self.units
-
-    @property
-    def members(self) -> int:
-        """M: copies of the n-cell LSTM (1 when untied)."""
-        return self.units // self.distinct
+        if self.units < 1 or self.rank < 0:
+            raise ValueError(f"lowrank: units must be >= 1 and rank >= 0 (got {self})")
+        if self.rank > self.units:
+            raise ValueError(f"lowrank: rank={self.rank} exceeds units={self.units}; use rank=0 for full matrices")
 
     def _matrix(self, key: chex.PRNGKey, rows: int, cols: int) -> PyTree:
         """A rows x cols weight, full or as factors whose product has lecun_normal's variance 1/rows."""
@@ -83,40 +59,29 @@ class LowRankRNN(MeanMerge):
         return x @ w["u"] @ w["v"] if self.rank else x @ w
 
     def init_meta_params(self, key: chex.PRNGKey, spec: TaskSpec) -> PyTree:
-        n, c = self.distinct, spec.num_classes
-        k_in, k_rec, k_out, k_mix = jax.random.split(key, 4)
-        params = {
-            "w_in": self._matrix(k_in, spec.input_size + 2 * c, 4 * n),
-            "w_rec": self._matrix(k_rec, n, 4 * n),
-            "b": gate_bias(n),
-            "w_out": self._matrix(k_out, n, c),
+        u, c = self.units, spec.num_classes
+        k_in, k_rec, k_out = jax.random.split(key, 3)
+        return {
+            "w_in": self._matrix(k_in, spec.input_size + 2 * c, 4 * u),
+            "w_rec": self._matrix(k_rec, u, 4 * u),
+            "b": gate_bias(u),
+            "w_out": self._matrix(k_out, u, c),
             "b_out": jnp.zeros((c,)),
         }
-        if self.groups:
-            params["w_mix"] = self._matrix(k_mix, n, 4 * n)
-        return params
 
     def init_state(self, meta_params: PyTree, key: chex.PRNGKey, spec: TaskSpec) -> PyTree:
-        k_h, k_c = jax.random.split(key)
-        shape = (self.members, self.distinct)
-        return {"h": self.init_noise * jax.random.normal(k_h, shape),
-                "c": self.init_noise * jax.random.normal(k_c, shape)}
+        return {"h": jnp.zeros((self.units,)), "c": jnp.zeros((self.units,))}
 
     def step(
         self, meta_params: PyTree, state: PyTree, x: chex.Array, feedback: Feedback
     ) -> tuple[PyTree, chex.Array]:
         p = meta_params
         inputs = jnp.concatenate([x, feedback.error, feedback.label])
-        shared = self._mul(inputs, p["w_in"]) + p["b"]  # [4n], broadcast over the members
-        if self.groups:
-            shared = shared + self._mul(state["h"].mean(axis=0), p["w_mix"])
-        h, c = lstm_cell(shared + self._mul(state["h"], p["w_rec"]), state["c"])  # each [M, n]
-        return {"h": h, "c": c}, self._mul(h.mean(axis=0), p["w_out"]) + p["b_out"]
+        h, c = lstm_cell(self._mul(inputs, p["w_in"]) + self._mul(state["h"], p["w_rec"]) + p["b"], state["c"])
+        return {"h": h, "c": c}, self._mul(h, p["w_out"]) + p["b_out"]
 
     def size_formula(self, spec: TaskSpec) -> tuple[int, int]:
         """(algorithm size, state size) from the docstring's formulas."""
-        n, c, r = self.distinct, spec.num_classes, self.rank
+        u, c, r = self.units, spec.num_classes, self.rank
         mat = lambda a, b: r * (a + b) if r else a * b  # noqa: E731
-        algorithm = (mat(spec.input_size + 2 * c, 4 * n) + (2 if self.groups else 1) * mat(n, 4 * n)
-                     + 4 * n + mat(n, c) + c)
-        return algorithm, 2 * self.units
+        return mat(spec.input_size + 2 * c, 4 * u) + mat(u, 4 * u) + 4 * u + mat(u, c) + c, 2 * u

@@ -10,6 +10,8 @@ batch LDA: a class-sorted stream costs it nothing. Unseen classes rank below eve
 Sizes, with D = input size and C = classes:
   algorithm = 0
   state     = C D [means] + C [counts] + D D [scatter] + D [previous input]
+Effective state: the scatter is symmetric, so D(D - 1)/2 of its floats repeat others (316,354 distinct
+numbers of 623,290 on 784 -> 10).
 """
 
 from __future__ import annotations
