@@ -4,6 +4,7 @@
     python launch/inspect_checkpoint.py runs/default
     python launch/inspect_checkpoint.py runs/default --json            # everything, machine-readable
     python launch/inspect_checkpoint.py runs/default --export params.npz --plot
+    python launch/inspect_checkpoint.py runs/mnist7 --best --export-pretrained pretrained/vsml-mnist7
 """
 
 from __future__ import annotations
@@ -24,24 +25,11 @@ import numpy as np  # noqa: E402
 
 from metalearn import load_run  # noqa: E402
 from metalearn.learners import TaskSpec, learner_sizes  # noqa: E402
-from metalearn.training import checkpoint  # noqa: E402
+from metalearn.training import checkpoint, pretrained  # noqa: E402
 from metalearn.training.config import MetaTrainConfig  # noqa: E402
 from metalearn.training.metrics import plot_training, read_metrics  # noqa: E402
-from metalearn.training.selection import best_selection, describe_selection  # noqa: E402
-
-
-def flatten(tree, prefix: str = "") -> dict[str, np.ndarray]:
-    """{'a/b': array} from nested dicts and lists (the form orbax restores without a template)."""
-    if isinstance(tree, dict):
-        items = tree.items()
-    elif isinstance(tree, (list, tuple)):
-        items = enumerate(tree)
-    else:
-        return {} if tree is None else {prefix: np.asarray(tree)}
-    out = {}
-    for key, value in items:
-        out.update(flatten(value, f"{prefix}/{key}" if prefix else str(key)))
-    return out
+from metalearn.training.pretrained import flatten  # noqa: E402
+from metalearn.training.selection import describe_selection, run_selection  # noqa: E402
 
 
 def describe(run) -> dict:
@@ -50,12 +38,12 @@ def describe(run) -> dict:
     fields = ("generation", "val_score", "test_score", "test_acc", "test_acc_last20")
     evals = [{k: r[k] for k in fields if k in r} for r in records if "test_acc" in r and r["generation"] <= run.step]
     params = flatten(run.meta_params)
-    optimizer = flatten(run.state["es"]["opt_state"])
+    optimizer = flatten(run.state["es"]["opt_state"]) if run.state else {}  # a pretrained folder has none
     spec = run.info.get("task_spec")
     sizes = learner_sizes(run.learner, TaskSpec(**spec))._asdict() if spec else None
     return {
         "run_dir": str(run.run_dir), "step": run.step, "saved_steps": run.steps,
-        "best": best_selection(run.run_dir),
+        "best": run_selection(run),
         "config": run.config.to_json(),
         "metrics": {"generations_logged": len(fitness),
                     "train_fitness": {"first": fitness[0], "best": min(fitness), "last": fitness[-1]} if fitness else None,
@@ -109,13 +97,18 @@ def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("run_dir", type=Path)
     p.add_argument("--step", type=int, default=None, help="checkpoint to inspect (default: the latest)")
+    p.add_argument("--best", action="store_true", help="the best checkpoint (highest val_score) instead")
     p.add_argument("--json", action="store_true", help="print everything as JSON")
     p.add_argument("--export", type=Path, default=None, help="write the meta-parameters to this .npz file")
+    p.add_argument("--export-pretrained", type=Path, default=None, metavar="DIR", help="write the checkpoint as "
+                   "a pretrained folder (meta-parameters, run.json, model card; at most 1 MB), e.g. pretrained/NAME")
     p.add_argument("--plot", action="store_true", help="(re)write RUN/training.png from metrics.jsonl")
     args = p.parse_args(argv)
     try:
-        run = load_run(args.run_dir, args.step)
+        run = load_run(args.run_dir, args.step, best=args.best)
         d = describe(run)  # a damaged metrics.jsonl line is a ValueError naming file and line
+        if args.export_pretrained:
+            print(f"wrote {pretrained.export(run, args.export_pretrained, args.best)}", file=sys.stderr)
     except (ValueError, checkpoint.CheckpointError) as err:
         print(f"error: {err}", file=sys.stderr)
         return 2

@@ -3,9 +3,11 @@
 
     python launch/meta_test.py --run runs/default                      # latest checkpoint, the run's tasks
     python launch/meta_test.py --run runs/default --step 350 --episodes 256 --baselines sgd class_mean
+    python launch/meta_test.py --run pretrained/vsml-mnist7          # a pretrained folder (its one checkpoint)
 
 Prints a table of the four axes (algorithm size, state size, FLOPs per step, accuracy with a 95% interval)
-and writes results.csv, results.json and one curves_<task>.png per task to RUN/meta_test/ (or --out).
+and writes results.csv, results.json and one curves_<task>.png per task to RUN/meta_test/ (or --out; for a
+pretrained folder runs/pretrained/<name>/meta_test/, so the shipped folder stays as it was).
 """
 
 from __future__ import annotations
@@ -27,8 +29,8 @@ from metalearn import load_run  # noqa: E402
 from metalearn.experiments.report import format_table, plot_curves, write_results  # noqa: E402
 from metalearn.learners import TaskSpec, check_task_fits, learner_sizes, make_learner, step_flops  # noqa: E402
 from metalearn.rollout.evaluation import evaluate, summary  # noqa: E402
-from metalearn.training import checkpoint, keys  # noqa: E402
-from metalearn.training.selection import best_selection, describe_selection  # noqa: E402
+from metalearn.training import checkpoint, keys, pretrained  # noqa: E402
+from metalearn.training.selection import describe_selection, run_selection  # noqa: E402
 from tasks import load_task  # noqa: E402
 from tasks.trust import ALLOW_FLAG, only_trusted  # noqa: E402
 
@@ -37,7 +39,7 @@ DEFAULT_BASELINES = ("sgd", "adam", "mlp_sgd", "knn", "class_mean")
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--run", type=Path, required=True, help="a meta_train.py run directory")
+    p.add_argument("--run", type=Path, required=True, help="a meta_train.py run directory or a pretrained folder")
     p.add_argument("--step", type=int, default=None, help="checkpoint to load (default: the latest)")
     p.add_argument("--best", action="store_true", help="load the best checkpoint (highest val_score, chosen on "
                                                        "validation tasks, never on meta-test ones)")
@@ -80,7 +82,8 @@ def main(argv: list[str] | None = None) -> int:
         print(f"error: {err}", file=sys.stderr)
         return 2
 
-    out_dir = args.out or run.run_dir / "meta_test"
+    shipped = pretrained.is_pretrained(run.run_dir)
+    out_dir = args.out or (Path("runs") / "pretrained" / run.run_dir.name if shipped else run.run_dir) / "meta_test"
     rows, curves = [], {}
     key = keys.evaluation(args.seed)
     jobs = [(t, l) for t in tasks for l in labels]
@@ -101,9 +104,9 @@ def main(argv: list[str] | None = None) -> int:
     meta = {"run": str(run.run_dir), "step": run.step, "split": "test", "episodes": args.episodes,
             "episode_length": length,
             "seed": args.seed, "config": run.config.to_json(),
-            "selection": best_selection(run.run_dir) if args.best else None}
+            "selection": run_selection(run) if args.best or shipped else None}
     outputs += write_results(out_dir, rows, curves, meta)
-    chosen = f" ({describe_selection(meta['selection'])})" if args.best else ""
+    chosen = f" ({describe_selection(meta['selection'])})" if meta["selection"] else ""
     print(f"{run.run_dir} at generation {run.step}{chosen}: {args.episodes} episodes of {length} steps per task "
           f"on its test split; score = query accuracy on streams, whole-episode online accuracy otherwise")
     print(format_table(rows))

@@ -19,6 +19,7 @@ import argparse
 import dataclasses
 import json
 import os
+import shlex
 import sys
 import time
 from pathlib import Path
@@ -184,7 +185,9 @@ def main(argv: list[str] | None = None) -> int:
                 print(f"{run_dir} has already trained all {start} generations: nothing to do (pass a larger "
                       f"--generations to continue it)")
             return 0
-        meta_train(training, run_dir, resume=args.resume, progress=not args.no_progress, resume_from=args.resume_from)
+        command = shlex.join(["python", "launch/meta_train.py", *(sys.argv[1:] if argv is None else argv)])
+        meta_train(training, run_dir, resume=args.resume, progress=not args.no_progress, resume_from=args.resume_from,
+                   command=command)
     except Interrupted as stop:
         if main_process:
             print(f"{stop} (in {run_dir})", file=sys.stderr)

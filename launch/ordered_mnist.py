@@ -33,7 +33,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--learners", nargs="*", default=["class_mean", "slda", "knn", "sgd", "adam"],
                    help="hand-designed learner specs (knn alone stores the whole stream; knn:capacity=600 a "
                         "reservoir)")
-    p.add_argument("--run", nargs="*", default=[], help="meta_train.py run directories (latest checkpoint)")
+    p.add_argument("--run", nargs="*", default=[], help="meta_train.py run directories (latest checkpoint) or "
+                                                         "pretrained folders")
     p.add_argument("--data-dir", default="", help="where the datasets' IDX files are")
     p.add_argument("--order", default="sorted", choices=ORDERS, help="class order of the training phase")
     p.add_argument("--seeds", type=int, default=3, help="within-class orders (and initial states) to average")

@@ -1,6 +1,7 @@
-"""No learner sees a label before it is scored on it: for every registered learner, inner batch, truncation
-and feedback mask, changing labels from step t on leaves the losses before t unchanged, and the prediction
-at step t does not depend on label t (its losses over every value of label t are one distribution's).
+"""No learner sees a label before it is scored on it: for every registered learner (and VSML's options that
+change its state or its merge), inner batch, truncation and feedback mask, changing labels from step t on
+leaves the losses before t unchanged, and the prediction at step t does not depend on label t (its losses
+over every value of label t are one distribution's).
 A learner built to peek fails both checks, so the checks can fail."""
 
 import dataclasses
@@ -20,6 +21,10 @@ from tasks import Episode
 LENGTH, DIM, CLASSES = 12, 3, 4
 SMALL = {"vsml": "vsml:lstm_size=4,msg_size=2,ticks=1", "meta_rnn": "meta_rnn:hidden=8",
          "lowrank": "lowrank:units=8,rank=2", "mlp_sgd": "mlp_sgd:hidden=8"}
+# VSML's options that change what its state holds or how copies merge, each checked like a learner
+VARIANTS = {"vsml+standardize": "vsml:lstm_size=4,msg_size=2,ticks=1,standardize=true",
+            "vsml+single_pass": "vsml:lstm_size=4,msg_size=2,ticks=1,single_pass=true,hidden=3",
+            "vsml+reference": "vsml:lstm_size=4,msg_size=2,ticks=1,merge_fraction=0.5,init_rand_proportion=0.5"}
 MASKS = {"all feedback": np.ones(LENGTH, bool), "query phase": np.arange(LENGTH) < LENGTH // 2,
          "random": np.random.default_rng(0).random(LENGTH) < 0.6}
 
@@ -58,9 +63,9 @@ def runner(learner, meta_params, batch):
 
 @pytest.mark.parametrize("truncation", [0, 3])
 @pytest.mark.parametrize("batch", [1, 2])
-@pytest.mark.parametrize("name", sorted(LEARNERS))
+@pytest.mark.parametrize("name", sorted(LEARNERS) + sorted(VARIANTS))
 def test_no_learner_sees_a_label_before_it_is_scored(name, batch, truncation):
-    learner = make_learner(SMALL.get(name, name))
+    learner = make_learner({**SMALL, **VARIANTS}.get(name, name))
     if batch > 1 and isinstance(learner, NoMerge):
         pytest.skip(f"{name} refuses inner batches (its per-example memory cannot be averaged)")
     meta = learner.init_meta_params(jax.random.key(0), TaskSpec(DIM, CLASSES, LENGTH))

@@ -10,7 +10,12 @@ from metalearn.learners import KNN, LEARNERS, Feedback, learner_sizes, make_lear
 from metalearn.learners.base import tree_size
 
 SPECS = ["vsml", "vsml:hidden=6,ticks=1", "vsml:use_label=false,msg_size=4", "vsml:hidden=6x7", "vsml:hidden=6,per_layer=true",
-         "vsml:lstm_size=4,msg_size=3", "vsml:groups=5", "vsml:groups=2,hidden=6,per_layer=true", "meta_rnn:hidden=8", "meta_rnn:hidden=5", "lowrank:units=8,rank=0",
+         "vsml:lstm_size=4,msg_size=3", "vsml:groups=5", "vsml:groups=2,hidden=6,per_layer=true",
+         "vsml:init_rand_proportion=0.5,init_noise=0,gate_init=reference,merge_fraction=0.5",
+         "vsml:single_pass=true,hidden=6", "vsml:single_pass=true,hidden=6x4,backward=false",
+         "vsml:standardize=true,hidden=6", "vsml:standardize=true,single_pass=true,hidden=6",
+         "vsml:groups=5,single_pass=true,standardize=true",
+         "meta_rnn:hidden=8", "meta_rnn:hidden=5", "lowrank:units=8,rank=0",
          "lowrank:units=8,rank=3", "sgd", "adam", "mlp_sgd:hidden=8", "mlp_sgd:hidden=3",
          "knn:k=3,capacity=20", "knn:capacity=50", "knn:capacity=4", "class_mean", "slda",
          "slda:shrinkage=0.5"]
@@ -81,6 +86,9 @@ def test_knn_keeps_every_example_of_the_episode_unless_told_otherwise():
     ("vsml:tics=2", "unknown option.*tics.*valid options.*ticks=2"),
     ("vsml:ticks=two", "ticks: expected int"),
     ("vsml:ticks", "not of the form key=value"),
+    ("vsml:merge_fraction=2", "merge_fraction is a fraction of each LSTM state vector, between 0 and 1"),
+    ("vsml:init_rand_proportion=-0.5", "init_rand_proportion is a fraction"),
+    ("vsml:gate_init=xavier", "gate_init must be one of lecun, reference; got 'xavier'"),
 ])
 def test_bad_learner_specs_explain_themselves(spec, message):
     with pytest.raises(ValueError, match=message):

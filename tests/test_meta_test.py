@@ -1,4 +1,5 @@
-"""End to end: a tiny meta-training run, then meta_test.py and inspect_checkpoint.py on it; clear errors."""
+"""End to end: a tiny meta-training run, then meta_test.py and inspect_checkpoint.py on it, its export as a
+pretrained folder (loaded by load_run, meta_test.py and the OrderedMNIST benchmark); clear errors."""
 
 import csv
 import json
@@ -8,17 +9,23 @@ import sys
 from pathlib import Path
 
 import jax
+import jax.numpy as jnp
 import numpy as np
 import pytest
 
 from launch import inspect_checkpoint, meta_test
+from launch import meta_train as meta_train_cli
 from metalearn import load_run
+from metalearn.experiments import ordered_benchmark
 from metalearn.learners import TaskSpec, learner_sizes
 from metalearn.outer import ESConfig
 from metalearn.outer.mesh import make_mesh
+from metalearn.training import checkpoint
 from metalearn.training.config import MetaTrainConfig
 from metalearn.training.loop import MetaTraining, meta_train
+from metalearn.training.pretrained import MAX_BYTES, flatten
 from tasks import load_task
+from tasks.full_stream import StreamData
 
 ROOT = Path(__file__).resolve().parents[1]
 TINY = MetaTrainConfig(outer=ESConfig(population=16, chunk=2),
@@ -139,3 +146,91 @@ def test_task_that_does_not_fit_the_learner(tmp_path, capsys):
     meta_train(MetaTraining(config, make_mesh(8)), tmp_path / "rnn", progress=False)
     assert meta_test.main(["--run", str(tmp_path / "rnn"), "--tasks", "digits:dim=32", "--no-progress"]) == 2
     assert "does not fit" in capsys.readouterr().err
+
+
+def results(out_dir):
+    return json.loads((Path(out_dir) / "results.json").read_text())
+
+
+def test_a_pretrained_folder_is_small_loads_and_scores_like_its_run(run_dir, tmp_path):
+    folder = tmp_path / "pretrained" / "tiny-digits"
+    assert inspect_checkpoint.main([str(run_dir), "--best", "--export-pretrained", str(folder)]) == 0
+    assert sorted(f.name for f in folder.iterdir()) == ["README.md", "meta_params.npz", "run.json"]
+    assert sum(f.stat().st_size for f in folder.iterdir()) <= MAX_BYTES
+    run, shipped = load_run(run_dir, best=True), load_run(folder, best=True)
+    assert (shipped.step, shipped.steps, shipped.config, shipped.learner) == (run.step, [run.step], run.config,
+                                                                               run.learner)
+    expected = jax.eval_shape(lambda k: run.learner.init_meta_params(k, TaskSpec(64, 10)), jax.random.key(0))
+    assert jax.tree.structure(shipped.meta_params) == jax.tree.structure(expected)  # the learner's own pytree
+    assert flatten(shipped.meta_params).keys() == flatten(run.meta_params).keys()
+    for name, value in flatten(run.meta_params).items():
+        np.testing.assert_array_equal(flatten(shipped.meta_params)[name], value)
+    args = ["--episodes", "4", "--baselines", "sgd", "--no-progress", "--tasks", "digits",
+            "ordered:digits:per_class=3,queries=10"]
+    assert meta_test.main(["--run", str(run_dir), "--best", "--out", str(tmp_path / "from_run"), *args]) == 0
+    assert meta_test.main(["--run", str(folder), "--out", str(tmp_path / "from_folder"), *args]) == 0
+    from_run, from_folder = results(tmp_path / "from_run"), results(tmp_path / "from_folder")
+    assert from_folder["rows"] == from_run["rows"]
+    assert from_folder["meta"]["selection"] == from_run["meta"]["selection"] and from_run["meta"]["selection"]
+
+    card = (folder / "README.md").read_text()
+    record = next(r for r in (json.loads(line) for line in (run_dir / "metrics.jsonl").read_text().splitlines())
+                  if r["generation"] == run.step)
+    assert "selected by validation, never by meta-test scores" in card and f"({record['val_score']:.4f})" in card
+    for split, per_task in (("validation", record["validation"]), ("test", record["tests"])):
+        for task, scores in per_task.items():
+            assert f"| {split} | `{task}` | {scores['score']:.4f} | whole-episode online accuracy |" in card
+    assert "Meta-trained on `digits`" in card and "command: not recorded" in card
+    assert f"--export-pretrained {folder} --best" in card and f"{run.step} generations to this checkpoint" in card
+
+
+def test_the_ordered_benchmark_takes_a_pretrained_folder(run_dir, tmp_path):
+    folder = tmp_path / "latest"
+    assert inspect_checkpoint.main([str(run_dir), "--export-pretrained", str(folder)]) == 0
+    assert "latest checkpoint (generation 4), exported without `--best`" in (folder / "README.md").read_text()
+    xs = jax.random.normal(jax.random.key(0), (30, 64))
+    ys = jnp.arange(30) % 10
+    data = StreamData(xs, ys, xs[:20], ys[:20], 10, "noise")
+    from_run, from_folder = (ordered_benchmark.evaluate(ordered_benchmark.run_entry(str(p), data), data, 1)
+                             for p in (run_dir, folder))
+    assert from_folder["score_seeds"] == from_run["score_seeds"]
+    assert from_folder["learner"] == f"vsml ({folder}, generation 4)"
+
+
+def test_pretrained_folders_refuse_what_they_do_not_hold(run_dir, tmp_path, capsys):
+    folder = tmp_path / "shipped"
+    assert inspect_checkpoint.main([str(run_dir), "--export-pretrained", str(folder)]) == 0
+    capsys.readouterr()
+    assert inspect_checkpoint.main([str(folder)]) == 0 and "checkpoint at generation 4" in capsys.readouterr().out
+    cases = [
+        (["--run", folder, "--best"], "holds the latest checkpoint of its run (generation 4), not the best"),
+        (["--run", folder, "--step", "2"], "holding only generation 4, not 2"),
+    ]
+    for argv, message in cases:
+        assert meta_test.main([*map(str, argv), "--no-progress"]) == 2
+        assert message in capsys.readouterr().err
+    assert inspect_checkpoint.main([str(run_dir), "--export-pretrained", str(folder)]) == 2
+    assert "already exists and is not an empty folder" in capsys.readouterr().err
+    damaged = tmp_path / "damaged"
+    shutil.copytree(folder, damaged)
+    params = dict(np.load(damaged / "meta_params.npz"))
+    np.savez(damaged / "meta_params.npz", **{k: v for k, v in params.items() if k != "w_h"})
+    with pytest.raises(checkpoint.CheckpointError, match="not a readable pretrained folder .*no array 'w_h'"):
+        load_run(damaged)
+
+
+def test_a_folder_that_is_neither_a_run_nor_pretrained_is_one_clear_paragraph(tmp_path, capsys):
+    (tmp_path / "notes").mkdir()
+    assert meta_test.main(["--run", str(tmp_path / "notes"), "--no-progress"]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "is neither a meta-training run nor a pretrained folder" in err
+    assert "--export-pretrained" in err and "checkpoints/" in err
+
+
+def test_meta_train_records_its_command_line(tmp_path, monkeypatch):
+    seen = {}
+    monkeypatch.setattr(meta_train_cli, "meta_train", lambda *args, **kwargs: seen.update(kwargs))
+    argv = ["--run-dir", str(tmp_path / "r"), "--devices", "8", "--population", "16", "--learner",
+            "vsml:lstm_size=4,msg_size=2,ticks=1", "--train-tasks", "digits", "--no-progress"]
+    assert meta_train_cli.main(argv) == 0
+    assert seen["command"] == "python launch/meta_train.py " + " ".join(argv)

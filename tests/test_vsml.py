@@ -1,12 +1,14 @@
-"""VSML specifics: reference sizes, feedback reaches the connections, bounded logits, random initial state."""
+"""VSML specifics: reference sizes, feedback reaches the connections, bounded logits, random initial state,
+and the reference implementation's choices as options (each checked for what it does, not just that it runs)."""
 
 import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
-from learner_testing import SPEC, feedback, init
+from learner_testing import SPEC, feedback, init, trees_equal
 
-from metalearn.learners import VSML, TaskSpec, learner_sizes
+from metalearn.learners import VSML, Feedback, TaskSpec, learner_sizes, step_flops
+from metalearn.learners import moments
 
 
 def test_reference_sizes_on_mnist_shapes():
@@ -23,10 +25,10 @@ def test_state_depends_on_error_and_label():
     a, _ = learner.step(meta, state, x, feedback(1))
     b, _ = learner.step(meta, state, x, feedback(4))
     assert not np.allclose(a[-1]["h"], b[-1]["h"])
-    no_label = VSML(use_label=False)
-    c, _ = no_label.step(meta, state, x, feedback(1))
-    d, _ = no_label.step(meta, state, x, feedback(1)._replace(label=jnp.zeros(SPEC.num_classes)))
-    np.testing.assert_array_equal(c[-1]["h"], d[-1]["h"])
+    no_label = VSML(use_label=False)  # the reference's feed_label: False
+    c, logits_c = no_label.step(meta, state, x, feedback(1))
+    d, logits_d = no_label.step(meta, state, x, feedback(1)._replace(label=jnp.zeros(SPEC.num_classes)))
+    assert trees_equal(c, d) and np.array_equal(logits_c, logits_d)  # only the error reaches the network
 
 
 def test_hidden_layers_pass_messages_both_ways():
@@ -132,3 +134,106 @@ def test_groups_that_do_not_divide_the_connections_are_an_error_listing_the_vali
         VSML(groups=7).init_meta_params(jax.random.key(0), TaskSpec(12, 5))
     with pytest.raises(ValueError, match="groups=120"):
         VSML(groups=120).init_meta_params(jax.random.key(0), TaskSpec(12, 5))
+
+
+def test_reference_initial_state_randomizes_the_first_part_of_each_cell_state():
+    """init_rand_proportion=0.5,init_noise=0: h = 0, the first N/2 cell units truncated-normal (+-2) / sqrt(A)
+    per episode, the rest 0; layer by layer, A being that layer's inputs."""
+    learner = VSML(hidden=(6,), init_rand_proportion=0.5, init_noise=0.0)
+    meta, state = init(learner, spec=TaskSpec(48, 5))
+    for layer, inputs in zip(state, (48, 6)):
+        assert np.all(np.asarray(layer["h"]) == 0) and np.all(np.asarray(layer["c"][..., 8:]) == 0)
+        random = np.asarray(layer["c"][..., :8])
+        assert np.abs(random).max() <= 2 / np.sqrt(inputs) and np.all(random != 0)
+        assert random.std() == pytest.approx(0.88 / np.sqrt(inputs), rel=0.15)
+    other = learner.init_state(meta, jax.random.key(7), TaskSpec(48, 5))
+    assert not np.allclose(state[0]["c"], other[0]["c"])  # drawn afresh per episode
+    both = VSML(init_rand_proportion=0.5, init_noise=0.1).init_state(meta, jax.random.key(1), TaskSpec(48, 5))
+    assert np.asarray(both[0]["c"][..., 8:]).std() == pytest.approx(0.1, rel=0.1)  # init_noise still applies
+
+
+def test_reference_gate_init_starts_with_closed_input_and_open_forget_gates():
+    n, m = 16, 8
+    meta, state = init(VSML(gate_init="reference"))
+    bias = np.asarray(meta["b"])
+    assert np.all(bias[:n] == -5) and np.all(bias[n:2 * n] == 5) and np.all(bias[2 * n:] == 0)
+    weights = np.concatenate([np.asarray(meta[k]).ravel() for k in ("w_fwd", "w_bwd", "w_h")])
+    assert np.abs(weights).max() <= 2 / np.sqrt(2 * m + n)
+    assert weights.std() == pytest.approx(0.88 / np.sqrt(2 * m + n), rel=0.05)
+    x = jax.random.normal(jax.random.key(3), (SPEC.input_size,))
+
+    def cell_change(learner):
+        meta, state = init(learner)
+        new, _ = learner.step(meta, state, x, feedback(1))
+        return float(np.abs(np.asarray(new[0]["c"] - state[0]["c"])).mean())
+
+    # an input gate at sigmoid(-5) lets little in: the cell state barely moves
+    assert cell_change(VSML(gate_init="reference")) < 0.1 * cell_change(VSML())
+    with pytest.raises(ValueError, match="gate_init must be one of lecun, reference"):
+        VSML(gate_init="glorot")
+
+
+def test_merge_fraction_averages_only_the_first_part_of_each_state_vector():
+    learner = VSML(merge_fraction=0.5)
+    meta = learner.init_meta_params(jax.random.key(0), SPEC)
+    copies = jax.vmap(lambda k: learner.init_state(meta, k, SPEC))(jax.random.split(jax.random.key(1), 3))
+    copies = [{**layer, "fwd_in": jax.random.normal(jax.random.key(2), layer["fwd_in"].shape)} for layer in copies]
+    merged = learner.merge(copies)[0]
+    for k in ("h", "c"):
+        np.testing.assert_allclose(merged[k][..., :8], jnp.broadcast_to(copies[0][k][..., :8].mean(0), (3, 12, 5, 8)),
+                                   rtol=1e-6)
+        np.testing.assert_array_equal(merged[k][..., 8:], copies[0][k][..., 8:])  # kept per copy
+    np.testing.assert_array_equal(merged["fwd_in"], copies[0]["fwd_in"])
+    everything = VSML().merge(copies)[0]["h"]
+    np.testing.assert_allclose(everything, jnp.broadcast_to(copies[0]["h"].mean(0), (3, 12, 5, 16)), rtol=1e-6)
+    with pytest.raises(ValueError, match="merge_fraction is a fraction"):
+        VSML(merge_fraction=1.5)
+
+
+def test_single_pass_reads_error_and_input_at_once_and_errors_climb_a_layer_per_step():
+    """The reference's backward_pass: False. Half the LSTM work per step; the error of a prediction reaches
+    the output layer at the next step and the hidden layer one step later (with backward=False: never)."""
+    spec = TaskSpec(12, 5)
+    assert step_flops(VSML(single_pass=True), spec) < 0.6 * step_flops(VSML(), spec)
+    x = jnp.ones(SPEC.input_size)
+    for learner, reaches_first_layer in ((VSML(hidden=(6,), single_pass=True), True),
+                                         (VSML(hidden=(6,), single_pass=True, backward=False), False)):
+        meta, state = init(learner)
+        a, logits_a = learner.step(meta, state, x, feedback(1))
+        b, logits_b = learner.step(meta, state, x, feedback(4))
+        assert trees_equal(a[0]["h"], b[0]["h"]) and not np.allclose(a[1]["h"], b[1]["h"])  # not yet
+        assert not np.allclose(logits_a, logits_b)  # the error is read in the same sweep as the input
+        a, _ = learner.step(meta, a, x, Feedback.zeros(SPEC.num_classes))
+        b, _ = learner.step(meta, b, x, Feedback.zeros(SPEC.num_classes))
+        assert np.allclose(a[0]["h"], b[0]["h"]) != reaches_first_layer
+
+
+def test_standardized_inputs_ignore_scale_and_offset_and_use_no_later_input():
+    xs = jax.random.normal(jax.random.key(4), (6, SPEC.input_size)) * 2.0 + 1.0
+
+    def run(learner, xs):
+        meta, state = init(learner)
+        outputs = []
+        for t, x in enumerate(xs):
+            state, logits = learner.step(meta, state, x, feedback(t % SPEC.num_classes))
+            outputs.append(logits)
+        return state, np.stack(outputs)
+
+    learner = VSML(standardize=True, hidden=(6,))
+    state, logits = run(learner, xs)
+    np.testing.assert_allclose(run(learner, 3.0 * xs - 7.0)[1], logits, rtol=1e-4, atol=1e-4)
+    plain = VSML(hidden=(6,))
+    assert not np.allclose(run(plain, 3.0 * xs - 7.0)[1], run(plain, xs)[1], rtol=1e-3)
+    np.testing.assert_allclose(state[0]["x_moments"]["mean"], xs.mean(0), rtol=1e-5, atol=1e-6)
+    np.testing.assert_allclose(state[0]["x_moments"]["var"], xs.var(0), rtol=1e-4, atol=1e-6)
+    np.testing.assert_array_equal(run(learner, xs[:3])[1], logits[:3])  # step t reads inputs up to t only
+
+
+def test_pooled_moments_of_inner_batch_copies_are_those_of_all_their_examples():
+    xs = jax.random.normal(jax.random.key(5), (4, 3, 7)) * 3.0 + 2.0  # 4 steps of 3 copies
+    stats = jax.tree.map(lambda leaf: jnp.broadcast_to(leaf, (3, *leaf.shape)), moments.init(7))
+    for t in range(4):
+        stats = moments.pool(jax.vmap(moments.update)(stats, xs[t]))
+        seen = xs[: t + 1].reshape(-1, 7)
+        np.testing.assert_allclose(stats["mean"], jnp.broadcast_to(seen.mean(0), (3, 7)), rtol=1e-5, atol=1e-6)
+        np.testing.assert_allclose(stats["var"], jnp.broadcast_to(seen.var(0), (3, 7)), rtol=1e-4, atol=1e-5)

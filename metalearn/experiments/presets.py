@@ -1,7 +1,7 @@
 """Built-in sweeps (`launch/sweep.py run --preset NAME`); `launch/sweep.py show NAME` prints one as JSON.
 
 cpu: 7x7 MNIST (4x4 average pooling), 100-step 10-way episodes, one core per point; 65 minutes on 2
-cores (measured). The headline comparison (VSML vs meta-RNNs, unbounded tasks) and the task axis run at 3 seeds.
+idle cores with the tied low-rank point it had then (measured). The headline comparison (VSML vs meta-RNNs, unbounded tasks) and the task axis run at 3 seeds.
 axis: the algorithm-size / state-size axis inside one architecture under one outer optimizer: VSML with
 `groups=G` (algorithm x G at a fixed state) and with a hidden layer (more state for the same algorithm),
 log10(algorithm / state) from -1.58 to +1.57, every point trained by the same ES budget; see `AXIS`.

@@ -16,9 +16,9 @@ import chex
 import jax.numpy as jnp
 
 
-def gate_bias(units: int) -> chex.Array:
-    """The gates' initial bias: zero except a forget-gate bias of 1, to remember by default."""
-    return jnp.zeros((4 * units,)).at[units : 2 * units].set(1.0)
+def gate_bias(units: int, forget_gate: float = 1.0, input_gate: float = 0.0) -> chex.Array:
+    """The gates' initial bias: zero except the forget gate's (1: remember by default) and the input gate's."""
+    return jnp.zeros((4 * units,)).at[:units].set(input_gate).at[units : 2 * units].set(forget_gate)
 
 
 def gate_scale(units: int) -> chex.Array:

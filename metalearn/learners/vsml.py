@@ -25,9 +25,35 @@ every G starts as the same function). The grid is cut into Gb = gcd(G, B) blocks
 Ga = G / Gb blocks of input units: G = 1 is VSML, G = B one LSTM per output unit, G = A x B every weight its
 own small RNN. G must divide every layer's A x B (any such divisor factors this way).
 
+Choices of the reference implementation (louiskirsch/vsml-neurips2021; docs/experiments.md says where each
+is in it), as options whose defaults keep this module's own rule:
+
+- `init_rand_proportion=p`: at the start of every episode the first floor(p N) units of each connection's
+  cell state c get truncated-normal noise (+-2 standard deviations) scaled by 1/sqrt(A), A the layer's
+  inputs; h is not perturbed. It adds to `init_noise`'s perturbation: the reference is
+  `init_rand_proportion=0.5,init_noise=0`.
+- `use_label=false` is the reference's `feed_label: False`: channel 1 of the error message is zero.
+- `gate_init=reference`: the LSTM weights on [fwd; bwd; h] drawn as one truncated normal (+-2) times
+  1/sqrt(2m + N) (not rescaled for the truncation), and gate biases of +5 (forget) and -5 (input), which
+  is the reference's fixed gate offsets on a bias that starts at 0. Default `lecun`: LeCun-normal per
+  matrix, forget bias 1.
+- `merge_fraction=f`: an inner batch averages only the first floor(f N) units of every h and c and keeps
+  the rest per copy; the reference's rule is f = 0.5, the default 1 averages all.
+- `single_pass=true` is the reference's default `backward_pass: False`: one sweep per step from inputs to
+  outputs, in which every layer's ticks read its new forward message and its backward message together;
+  the output layer's is the feedback on the previous prediction, a hidden layer's the one its successor
+  sent in the previous step (errors climb one layer per step). Half the LSTM updates of the default (a
+  backward phase, then a forward phase). Not in the reference: `backward=False` with it sends hidden
+  layers no backward message.
+
+`standardize=true` (not in the reference) feeds the network each input standardized by the running mean
+and variance, per input unit, of the episode's inputs so far, this one included (`moments.py`).
+
 Sizes, with N = lstm_size, m = msg_size and layer widths d_0 .. d_L:
   algorithm = (4N(2m + N + 1)  [LSTM]  + 2(Nm + m)  [heads]  + 2N  [initial state]) x G, x L if per_layer
   state     = sum_l d_{l-1} d_l 2N  [LSTM states]  + sum_l d_{l-1} m  [remembered forward messages]
+              (single_pass: sum_{l<L} d_l m [backward messages to hidden layers] instead, none without
+              backward)  + 2 d_0 + 1 [input statistics, with standardize]
 Effective state: the remembered forward messages only record the previous forward pass for the next
 backward one (in the first layer: the previous input in channel 0, zeros in the other m - 1), so what a
 task teaches VSML lives in the LSTM states (250,880 of the 257,152 floats by default on 784 -> 10).
@@ -40,6 +66,7 @@ connection. The heads are linear, so the mean over a group's connections is take
 from __future__ import annotations
 
 import dataclasses
+import functools
 import math
 from typing import ClassVar
 
@@ -47,8 +74,17 @@ import chex
 import jax
 import jax.numpy as jnp
 
-from metalearn.learners.base import Feedback, MeanMerge, PyTree, TaskSpec
+from metalearn.learners import moments
+from metalearn.learners.base import Feedback, MeanMerge, PyTree, TaskSpec, average_states
 from metalearn.learners.lstm import gate_bias, gate_scale, lstm_cell
+
+GATE_INITS = ("lecun", "reference")
+
+
+def _reference_normal(key: chex.PRNGKey, shape: tuple[int, ...], fan_in: int) -> chex.Array:
+    """The reference's initializer: a truncated normal (+-2) times 1/sqrt(fan_in), not rescaled for the
+    truncation (so its standard deviation is 0.88 / sqrt(fan_in))."""
+    return jax.random.truncated_normal(key, -2.0, 2.0, shape) / math.sqrt(fan_in)
 
 
 def _group_einsum(spec: str, x: chex.Array, w: chex.Array) -> chex.Array:
@@ -78,11 +114,14 @@ class VSML(MeanMerge):
     per_layer: bool = False  # one set of LSTM and message parameters per layer instead of one for all
     backward: bool = True  # pass backward messages between layers (False: only the output layer sees errors)
     groups: int = 1  # connections per layer split into this many groups with their own parameters
+    init_rand_proportion: float = 0.0  # part of each cell state drawn at random per episode (reference: 0.5)
+    gate_init: str = "lecun"  # or "reference"
+    merge_fraction: float = 1.0  # part of each LSTM state an inner batch averages (reference: 0.5)
+    single_pass: bool = False  # one sweep reading forward and backward messages at once (the reference's)
+    standardize: bool = False  # standardize inputs by the episode's running mean and variance
     name: ClassVar[str] = "vsml"
-    # Inner batches average the LSTM states and keep each copy's remembered forward messages. (The reference
-    # code, vsml-neurips2021 models.py `_merge_layer_states`, averages only the first half of every LSTM
-    # state vector and keeps the other half per copy.)
-    per_example: ClassVar[tuple[str, ...]] = ("fwd_in",)
+    # Inner batches keep each copy's remembered messages (and average `merge_fraction` of the LSTM states).
+    per_example: ClassVar[tuple[str, ...]] = ("fwd_in", "bwd_in")
 
     def __post_init__(self):
         if self.msg_size < 2:
@@ -91,6 +130,12 @@ class VSML(MeanMerge):
             raise ValueError("vsml: ticks must be at least 1")
         if self.groups < 1:
             raise ValueError("vsml: groups must be at least 1")
+        for option in ("init_rand_proportion", "merge_fraction"):
+            if not 0.0 <= getattr(self, option) <= 1.0:
+                raise ValueError(f"vsml: {option} is a fraction of each LSTM state vector, between 0 and 1; "
+                                 f"got {getattr(self, option)}")
+        if self.gate_init not in GATE_INITS:
+            raise ValueError(f"vsml: gate_init must be one of {', '.join(GATE_INITS)}; got {self.gate_init!r}")
 
     def widths(self, spec: TaskSpec) -> tuple[int, ...]:
         return (spec.input_size, *self.hidden, spec.num_classes)
@@ -132,10 +177,7 @@ class VSML(MeanMerge):
         k = jax.random.split(key, 5)
         normal = jax.nn.initializers.lecun_normal()
         return {
-            "w_fwd": normal(k[0], (m, 4 * n)),
-            "w_bwd": normal(k[1], (m, 4 * n)),
-            "w_h": normal(k[2], (n, 4 * n)),
-            "b": gate_bias(n),
+            **self._gate_params(k[:3]),
             "fwd_head": normal(k[3], (n, m)),
             "fwd_head_b": jnp.zeros((m,)),
             "bwd_head": normal(k[4], (n, m)),
@@ -143,6 +185,17 @@ class VSML(MeanMerge):
             "init_h": jnp.zeros((n,)),
             "init_c": jnp.zeros((n,)),
         }
+
+    def _gate_params(self, keys: chex.PRNGKey) -> PyTree:
+        """The LSTM's weights on forward messages, backward messages and h, and its gate biases."""
+        n, m = self.lstm_size, self.msg_size
+        shapes = {"w_fwd": (m, 4 * n), "w_bwd": (m, 4 * n), "w_h": (n, 4 * n)}
+        if self.gate_init == "lecun":
+            draw, bias = jax.nn.initializers.lecun_normal(), gate_bias(n)
+        else:  # the reference's one matrix over [fwd; bwd; h]; its fixed gate offsets become the bias
+            draw = functools.partial(_reference_normal, fan_in=2 * m + n)
+            bias = gate_bias(n, forget_gate=5.0, input_gate=-5.0)
+        return {**{name: draw(k, shape) for (name, shape), k in zip(shapes.items(), keys)}, "b": bias}
 
     def init_state(self, meta_params: PyTree, key: chex.PRNGKey, spec: TaskSpec) -> PyTree:
         widths = self.widths(spec)
@@ -153,14 +206,31 @@ class VSML(MeanMerge):
             p, shape = self._layer_params(meta_params, l, b), (a, b, self.lstm_size)
             ga, gb = self._group_grid(b)
             grid = lambda v: jnp.broadcast_to(v[:, None, :, None], (ga, a // ga, gb, b // gb, v.shape[-1]))  # noqa: E731
-            layers.append(
-                {
-                    "h": grid(p["init_h"]).reshape(shape) + self.init_noise * jax.random.normal(kh, shape),
-                    "c": grid(p["init_c"]).reshape(shape) + self.init_noise * jax.random.normal(kc, shape),
-                    "fwd_in": jnp.zeros((a, self.msg_size)),
-                }
-            )
+            layer = {
+                "h": grid(p["init_h"]).reshape(shape) + self.init_noise * jax.random.normal(kh, shape),
+                "c": grid(p["init_c"]).reshape(shape) + self.init_noise * jax.random.normal(kc, shape),
+            }
+            if self.init_rand_proportion:  # a third key of this layer: the two above stay as they were
+                layer["c"] = layer["c"] + self._random_cells(jax.random.fold_in(keys[l], 2), shape)
+            if not self.single_pass:
+                layer["fwd_in"] = jnp.zeros((a, self.msg_size))
+            elif self.backward and l < len(widths) - 2:
+                layer["bwd_in"] = jnp.zeros((b, self.msg_size))
+            layers.append(layer)
+        if self.standardize:
+            layers[0]["x_moments"] = moments.init(widths[0])
         return layers
+
+    def _units(self, fraction: float) -> int:
+        """floor(fraction N), robust to rounding (0.29 x 100 is 28.999... in floating point)."""
+        return int(fraction * self.lstm_size + 1e-9)
+
+    def _random_cells(self, key: chex.PRNGKey, shape: tuple[int, int, int]) -> chex.Array:
+        """The reference's random part of the initial cell state: its first floor(p N) units."""
+        a, b, n = shape
+        k = self._units(self.init_rand_proportion)
+        noise = _reference_normal(key, (a, b, k), fan_in=a)
+        return jnp.concatenate([noise, jnp.zeros((a, b, n - k))], axis=-1)
 
     def _update(self, p: PyTree, layer: PyTree, fwd_in: chex.Array, bwd_in: chex.Array | None) -> PyTree:
         """`ticks` LSTM updates of every connection of one layer under fixed incoming messages.
@@ -202,10 +272,19 @@ class VSML(MeanMerge):
         msg = _group_einsum("ijbn,ijnm->ijbm", mean, p["fwd_head"]) + p["fwd_head_b"][:, :, None]
         return msg.mean(axis=0).reshape(b, -1)
 
-    def _backward(self, p: PyTree, layers: list, feedback: Feedback) -> list:
+    def _feedback_message(self, feedback: Feedback) -> chex.Array:
+        """[C, m]: the output layer's backward message, the error (and the label) of the last prediction."""
         msg = jnp.zeros((feedback.error.shape[-1], self.msg_size)).at[:, 0].set(feedback.error)
-        if self.use_label:
-            msg = msg.at[:, 1].set(feedback.label)
+        return msg.at[:, 1].set(feedback.label) if self.use_label else msg
+
+    def _input_message(self, x: chex.Array) -> chex.Array:
+        return jnp.zeros((x.shape[-1], self.msg_size)).at[:, 0].set(x)
+
+    def _logits(self, msg: chex.Array) -> chex.Array:
+        return self.bound * jnp.tanh(msg[:, 0] / self.bound)
+
+    def _backward(self, p: PyTree, layers: list, feedback: Feedback) -> list:
+        msg = self._feedback_message(feedback)
         new_layers = list(layers)
         for l in reversed(range(len(layers)) if self.backward else [len(layers) - 1]):
             pl = self._layer_params(p, l, layers[l]["h"].shape[1])
@@ -214,26 +293,66 @@ class VSML(MeanMerge):
         return new_layers
 
     def _forward(self, p: PyTree, layers: list, x: chex.Array) -> tuple[list, chex.Array]:
-        msg = jnp.zeros((x.shape[-1], self.msg_size)).at[:, 0].set(x)
+        msg = self._input_message(x)
         new_layers = []
         for l, layer in enumerate(layers):
             pl = self._layer_params(p, l, layer["h"].shape[1])
             layer = self._update(pl, {**layer, "fwd_in": msg}, msg, None)
             new_layers.append(layer)
             msg = self._message_to_outputs(pl, layer["h"])
-        logits = self.bound * jnp.tanh(msg[:, 0] / self.bound)
-        return new_layers, logits
+        return new_layers, self._logits(msg)
+
+    def _single_pass(self, p: PyTree, layers: list, x: chex.Array, feedback: Feedback) -> tuple[list, chex.Array]:
+        """One sweep, inputs to outputs: each layer reads its forward and backward messages together, and
+        leaves its predecessor the backward message it will read in the next step."""
+        msg, last = self._input_message(x), len(layers) - 1
+        new_layers = []
+        for l, layer in enumerate(layers):
+            pl = self._layer_params(p, l, layer["h"].shape[1])
+            bwd = self._feedback_message(feedback) if l == last else layer.get("bwd_in")  # None: backward=False
+            layer = self._update(pl, layer, msg, bwd)
+            if l and self.backward:
+                new_layers[-1] = {**new_layers[-1], "bwd_in": self._message_to_inputs(pl, layer["h"])}
+            new_layers.append(layer)
+            msg = self._message_to_outputs(pl, layer["h"])
+        return new_layers, self._logits(msg)
+
+    def _standardized(self, layers: list, x: chex.Array) -> tuple[list, chex.Array]:
+        """With `standardize`, x scaled by the statistics of the episode's inputs up to and including x."""
+        if not self.standardize:
+            return layers, x
+        stats = moments.update(layers[0]["x_moments"], x)
+        return [{**layers[0], "x_moments": stats}, *layers[1:]], moments.standardize(stats, x)
 
     def step(
         self, meta_params: PyTree, state: PyTree, x: chex.Array, feedback: Feedback
     ) -> tuple[PyTree, chex.Array]:
+        state, x = self._standardized(state, x)
+        if self.single_pass:
+            return self._single_pass(meta_params, state, x, feedback)
         state = self._backward(meta_params, state, feedback)
         return self._forward(meta_params, state, x)
+
+    def merge(self, states: PyTree) -> PyTree:
+        """Average the copies' LSTM states (the first `merge_fraction` of each vector; the rest stays per
+        copy), keep their remembered messages, pool their input statistics."""
+        merged = average_states(states, self.per_example)
+        averaged = self._units(self.merge_fraction)
+        if averaged < self.lstm_size:
+            merged = [{**m, **{k: jnp.concatenate([m[k][..., :averaged], s[k][..., averaged:]], axis=-1)
+                               for k in ("h", "c")}} for m, s in zip(merged, states)]
+        if self.standardize:
+            merged[0] = {**merged[0], "x_moments": moments.pool(states[0]["x_moments"])}
+        return merged
 
     def size_formula(self, spec: TaskSpec) -> tuple[int, int]:
         """(algorithm size, state size) from the docstring's formulas."""
         n, m, w = self.lstm_size, self.msg_size, self.widths(spec)
         per_group = 4 * n * (2 * m + n + 1) + 2 * (n * m + m) + 2 * n
         algorithm = per_group * self.groups * (len(w) - 1 if self.per_layer else 1)
-        state = sum(a * b * 2 * n + a * m for a, b in zip(w[:-1], w[1:]))
+        if not self.single_pass:
+            messages = sum(a * m for a in w[:-1])
+        else:
+            messages = sum(b * m for b in w[1:-1]) if self.backward else 0
+        state = sum(a * b * 2 * n for a, b in zip(w[:-1], w[1:])) + messages + (2 * w[0] + 1) * self.standardize
         return algorithm, state

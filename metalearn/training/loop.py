@@ -170,15 +170,15 @@ def _start(training: MetaTraining, run_dir: Path, resume: bool, resume_from: int
 
 
 def meta_train(training: MetaTraining, run_dir: Path, resume: bool = False, progress: bool = True,
-               resume_from: int | None = None) -> RunState:
+               resume_from: int | None = None, command: str | None = None) -> RunState:
     """Run (or resume) meta-training into `run_dir`; returns the final state.
 
-    Files: run.json (config, task shape, environment); metrics.jsonl (one line per generation; evaluation
-    lines add val_score, test_score, test_acc, test_acc_last20 and per-task scores); training.png (fitness,
-    validation and meta-test scores); baselines.json (untrained algorithm, online SGD and nearest class mean
-    on the evaluation episodes); checkpoints/ (orbax, every `checkpoint_every` generations and at the end,
-    the last 3 kept); best/ (the checkpoint with the highest val_score so far: chosen on validation tasks,
-    never on meta-test ones).
+    Files: run.json (config, task shape, `command`: the command line that started the run, environment);
+    metrics.jsonl (one line per generation; evaluation lines add val_score, test_score, test_acc,
+    test_acc_last20 and per-task scores); training.png (fitness, validation and meta-test scores);
+    baselines.json (untrained algorithm, online SGD and nearest class mean on the evaluation episodes);
+    checkpoints/ (orbax, every `checkpoint_every` generations and at the end, the last 3 kept); best/ (the
+    checkpoint with the highest val_score so far: chosen on validation tasks, never on meta-test ones).
 
     Process 0 holds `run_dir`'s lock (metalearn.training.runlock) throughout. SIGTERM / SIGINT end the current
     generation, save a checkpoint and raise `Interrupted`; a non-finite update saves the last finite state
@@ -191,10 +191,10 @@ def meta_train(training: MetaTraining, run_dir: Path, resume: bool = False, prog
     """
     run_dir = Path(run_dir)
     with runlock.hold(run_dir) if distributed.is_main() else contextlib.nullcontext():
-        return _train(training, run_dir, _start(training, run_dir, resume, resume_from), progress)
+        return _train(training, run_dir, _start(training, run_dir, resume, resume_from), progress, command)
 
 
-def _train(training: MetaTraining, run_dir: Path, state: RunState, progress: bool) -> RunState:
+def _train(training: MetaTraining, run_dir: Path, state: RunState, progress: bool, command: str | None) -> RunState:
     from tqdm import tqdm
 
     config, mesh, main = training.config, training.mesh, distributed.is_main()
@@ -208,7 +208,7 @@ def _train(training: MetaTraining, run_dir: Path, state: RunState, progress: boo
         scores = reference_scores(training, state.es.params)  # every process: computations on global arrays
         if main:
             metrics_path.unlink(missing_ok=True)
-            write_run_info(run_dir, config, training.spec, mesh.devices.size)
+            write_run_info(run_dir, config, training.spec, mesh.devices.size, command)
             (run_dir / "baselines.json").write_text(json.dumps(scores, indent=1))
     if start < config.generations:
         guards.check_generation_budget(training, state)

@@ -4,9 +4,13 @@ validation tasks. Meta-test scores are reported next to it and never choose."""
 from __future__ import annotations
 
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from metalearn.training import checkpoint
 from metalearn.training.metrics import read_metrics
+
+if TYPE_CHECKING:
+    from metalearn.training.run import Run
 
 
 def best_selection(run_dir: Path) -> dict | None:
@@ -19,6 +23,12 @@ def best_selection(run_dir: Path) -> dict | None:
     if "val_score" in record:
         return {"generation": steps[-1], "selected_by": "validation", "val_score": record["val_score"]}
     return {"generation": steps[-1], "selected_by": "meta-test", "test_acc": record.get("test_acc")}
+
+
+def run_selection(run: Run) -> dict | None:
+    """`best_selection` of a loaded run's directory; for a pretrained folder, the one recorded at export (None
+    if it holds a latest checkpoint)."""
+    return run.info["pretrained"]["selection"] if "pretrained" in run.info else best_selection(run.run_dir)
 
 
 def describe_selection(best: dict | None) -> str:

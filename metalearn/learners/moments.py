@@ -1,0 +1,47 @@
+"""Running per-feature mean and variance of the inputs an episode has shown so far, to standardize them.
+
+Online (Welford's update), so a step's statistics include its own input and earlier ones, never later ones:
+a learner that standardizes with them peeks at nothing. The statistics are a state of 2 D + 1 floats (mean,
+variance, count). Inner-batch copies that started equal pool exactly (`pool`): the mean of the copies'
+means, and the mean of their variances plus the variance of their means, which is the mean and variance of
+every example the copies have seen together. Robust to the input's scale and offset by construction: the
+standardized input of x and of a x + b (a > 0) is the same, up to `EPS`.
+"""
+
+from __future__ import annotations
+
+import chex
+import jax
+import jax.numpy as jnp
+
+from metalearn.learners.base import PyTree
+
+EPS = 1e-8  # added to the variance: a feature that has not varied yet standardizes to 0
+
+
+def init(size: int) -> PyTree:
+    return {"mean": jnp.zeros((size,)), "var": jnp.zeros((size,)), "count": jnp.zeros(())}
+
+
+def update(moments: PyTree, x: chex.Array) -> PyTree:
+    """The statistics with `x` added (the variance is the population variance of the inputs seen)."""
+    count = moments["count"] + 1.0
+    delta = x - moments["mean"]
+    mean = moments["mean"] + delta / count
+    var = moments["var"] + (delta * (x - mean) - moments["var"]) / count
+    return {"mean": mean, "var": var, "count": count}
+
+
+def standardize(moments: PyTree, x: chex.Array) -> chex.Array:
+    return (x - moments["mean"]) / jnp.sqrt(moments["var"] + EPS)
+
+
+def pool(copies: PyTree) -> PyTree:
+    """B copies' statistics (leading axis B) merged into those of all their examples, broadcast back to B.
+
+    The count stays each copy's own: the next update then weighs every copy's new input as the pooled
+    stream would (each copy adds one example to B t seen, 1 / (t + 1) of a copy's share)."""
+    mean = copies["mean"].mean(0)
+    var = copies["var"].mean(0) + ((copies["mean"] - mean) ** 2).mean(0)
+    pooled = {"mean": mean, "var": var, "count": copies["count"].mean(0)}
+    return jax.tree.map(lambda leaf, like: jnp.broadcast_to(leaf, like.shape), pooled, copies)
