@@ -102,6 +102,18 @@ def _group_einsum(spec: str, x: chex.Array, w: chex.Array) -> chex.Array:
     return y.reshape([1 if ch in groups else y.shape[strip(out).index(ch)] for ch in out])
 
 
+def _to_groups(x: chex.Array, ga: int, gb: int) -> chex.Array:
+    """[A, B, K] per connection -> [G, A/Ga, B/Gb, K], the connections laid out group by group."""
+    a, b, k = x.shape
+    return x.reshape(ga, a // ga, gb, b // gb, k).swapaxes(1, 2).reshape(ga * gb, a // ga, b // gb, k)
+
+
+def _to_grid(x: chex.Array, ga: int, gb: int) -> chex.Array:
+    """The inverse of `_to_groups`: [G, A/Ga, B/Gb, K] -> [A, B, K]."""
+    _, a, b, k = x.shape
+    return x.reshape(ga, gb, a, b, k).swapaxes(1, 2).reshape(ga * a, gb * b, k)
+
+
 @dataclasses.dataclass(frozen=True)
 class VSML(MeanMerge):
     lstm_size: int = 16
@@ -147,7 +159,8 @@ class VSML(MeanMerge):
         return self._group_params(key)
 
     def _check_groups(self, spec: TaskSpec) -> None:
-        connections = [a * b for a, b in zip(self.widths(spec)[:-1], self.widths(spec)[1:])]
+        widths = self.widths(spec)
+        connections = [a * b for a, b in zip(widths[:-1], widths[1:])]
         if any(n % self.groups for n in connections):
             valid = [g for g in range(1, min(connections) + 1) if all(n % g == 0 for n in connections)]
             raise ValueError(f"vsml: groups={self.groups} must divide the connections of every layer "
@@ -205,10 +218,11 @@ class VSML(MeanMerge):
             kh, kc = jax.random.split(keys[l])
             p, shape = self._layer_params(meta_params, l, b), (a, b, self.lstm_size)
             ga, gb = self._group_grid(b)
-            grid = lambda v: jnp.broadcast_to(v[:, None, :, None], (ga, a // ga, gb, b // gb, v.shape[-1]))  # noqa: E731
+            learned = lambda v: _to_grid(jnp.broadcast_to(  # noqa: E731  each group's initial vector on its block
+                v.reshape(ga * gb, 1, 1, -1), (ga * gb, a // ga, b // gb, v.shape[-1])), ga, gb)
             layer = {
-                "h": grid(p["init_h"]).reshape(shape) + self.init_noise * jax.random.normal(kh, shape),
-                "c": grid(p["init_c"]).reshape(shape) + self.init_noise * jax.random.normal(kc, shape),
+                "h": learned(p["init_h"]) + self.init_noise * jax.random.normal(kh, shape),
+                "c": learned(p["init_c"]) + self.init_noise * jax.random.normal(kc, shape),
             }
             if self.init_rand_proportion:  # a third key of this layer: the two above stay as they were
                 layer["c"] = layer["c"] + self._random_cells(jax.random.fold_in(keys[l], 2), shape)
@@ -249,12 +263,10 @@ class VSML(MeanMerge):
             back = _group_einsum("jbm,ijmk->ijbk", bwd_in.reshape(gb, b // gb, -1), p["w_bwd"] * scale)
             drive = drive + back.reshape(ga * gb, 1, -1, 4 * n)  # [G, A/Ga, B/Gb, 4N]
         w_h = (p["w_h"] * scale).reshape(ga * gb, n, 4 * n)
-        to_groups = lambda x: x.reshape(ga, a // ga, gb, b // gb, n).swapaxes(1, 2).reshape(ga * gb, a // ga, -1, n)  # noqa: E731
-        h, c = to_groups(layer["h"]), to_groups(layer["c"])
+        h, c = _to_groups(layer["h"], ga, gb), _to_groups(layer["c"], ga, gb)
         for _ in range(self.ticks):
             h, c = lstm_cell(drive + _group_einsum("gabn,gnk->gabk", h, w_h), c, prescaled=True)
-        to_grid = lambda x: x.reshape(ga, gb, a // ga, b // gb, n).swapaxes(1, 2).reshape(a, b, n)  # noqa: E731
-        return {**layer, "h": to_grid(h), "c": to_grid(c)}
+        return {**layer, "h": _to_grid(h, ga, gb), "c": _to_grid(c, ga, gb)}
 
     @staticmethod
     def _message_to_inputs(p: PyTree, h: chex.Array) -> chex.Array:
