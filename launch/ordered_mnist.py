@@ -20,11 +20,14 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from launch._compile_cache import cache_compiled_programs  # noqa: E402
 from metalearn.training import checkpoint  # noqa: E402
 from metalearn.experiments.ordered_benchmark import evaluate, hand_designed_entry, run_entry  # noqa: E402
 from metalearn.experiments.ordered_report import markdown, write_results  # noqa: E402
 from tasks.full_stream import DATASETS, ORDERS, load_stream_data  # noqa: E402
 
+
+cache_compiled_programs()
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)

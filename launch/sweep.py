@@ -27,6 +27,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run from a checkout without installing
 
+from launch._compile_cache import cache_compiled_programs  # noqa: E402
 from launch._cpu_devices import check_xla_flags  # noqa: E402
 from metalearn.experiments import sweep as sw  # noqa: E402
 from metalearn.experiments.presets import PRESETS  # noqa: E402
@@ -223,6 +224,7 @@ def run_job(sweep_dir: Path, job_id: str) -> int:
 
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
+    cache_compiled_programs()  # set here, inherited by the workers
     try:
         if args.command == "show":
             print(json.dumps(PRESETS[args.preset], indent=1))

@@ -1,10 +1,18 @@
-"""Eight fake CPU devices for every test: set before jax is imported anywhere, whatever XLA_FLAGS held."""
+"""Eight fake CPU devices for every test: set before jax is imported anywhere, whatever XLA_FLAGS held. One
+compilation cache for the session (a fresh folder, removed at exit): the CLI runs in subprocesses and the
+tests that build the same small configurations compile each program once."""
 
+import atexit
 import os
+import shutil
+import tempfile
 
 from launch._cpu_devices import FLAG, set_device_count, xla_flags_problem
 
 set_device_count(8)
+_cache = tempfile.mkdtemp(prefix="metalearn-xla-")
+atexit.register(shutil.rmtree, _cache, ignore_errors=True)
+os.environ.update(JAX_COMPILATION_CACHE_DIR=_cache, JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS="0")
 
 import jax  # noqa: E402
 import pytest  # noqa: E402
