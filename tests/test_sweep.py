@@ -17,6 +17,7 @@ from metalearn.experiments import sweep as sw
 from metalearn.experiments.presets import PRESETS
 from metalearn.experiments.sweep_report import mean_interval, summarize
 from metalearn.learners import TaskSpec, learner_sizes, make_learner
+from metalearn.training import checkpoint
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -169,7 +170,9 @@ def test_sweep_runs_reports_and_resumes_without_redoing_points(tmp_path):
         assert r["point"] == point_id and r["scores"]["absent"].startswith("unavailable")
         assert 0 <= r["scores"]["meta_train"]["acc"] <= 1 and r["scores"]["ordered"]["query_acc"] is not None
         assert r["scores"]["ordered"]["score"] == r["scores"]["ordered"]["query_acc"]
-        assert r["best_by_validation"]["selected_by"] == "validation"
+        best = checkpoint.saved_steps(sw.point_dir(out, point_id) / "run", checkpoint.BEST)
+        assert r["scored_checkpoint"] == {"generation": best[-1], "selected_by": "validation",
+                                          "val_score": r["scored_checkpoint"]["val_score"]}
         generations = [json.loads(line)["generation"]
                        for line in (sw.point_dir(out, point_id) / "run" / "metrics.jsonl").read_text().splitlines()]
         assert generations == [1, 2, 3]

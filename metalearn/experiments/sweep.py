@@ -225,11 +225,13 @@ def _scorer(sweep: SweepConfig, episode_length: int, key):
 
 
 def run_point(sweep_dir: Path, point_id: str, progress: bool = False) -> dict:
-    """Meta-train one point on one device (resuming its checkpoints), meta-test it, write result.json."""
+    """Meta-train one point on one device (resuming its checkpoints), meta-test the checkpoint chosen on the
+    validation slice (the last one if the run never validated), write result.json."""
     from metalearn.outer.mesh import make_mesh
     from metalearn.learners import learner_sizes, step_flops
     from metalearn.training.loop import MetaTraining, meta_train
     from metalearn.training.metrics import read_metrics
+    from metalearn.training.run import load_run
     from metalearn.training.selection import best_selection
     from tasks import load_task
 
@@ -245,7 +247,8 @@ def run_point(sweep_dir: Path, point_id: str, progress: bool = False) -> dict:
     tic = time.perf_counter()
     training = MetaTraining(config, make_mesh(1))
     state = meta_train(training, run_dir, resume=True, progress=progress)
-    params = state.es.params
+    selected = best_selection(run_dir)  # model selection on the validation slice only
+    params = load_run(run_dir, best=True).meta_params if selected else state.es.params
     score = _scorer(sweep, config.episode_length, keys.evaluation(sweep.eval_seed))
     learner, batch = training.learner, config.inner_batch
     scores = {"meta_train": score(learner, params, load_task(point.task.spec).train, batch),
@@ -257,7 +260,7 @@ def run_point(sweep_dir: Path, point_id: str, progress: bool = False) -> dict:
               "flops_per_step": step_flops(learner, training.spec), "generations": config.generations,
               "train_seconds": sum(r["seconds"] for r in read_metrics(run_dir)),
               "wall_seconds_last_session": time.perf_counter() - tic, "scores": scores,
-              "best_by_validation": best_selection(run_dir)}  # reported; the scores are the final checkpoint's
+              "scored_checkpoint": selected or {"generation": config.generations, "selected_by": "last"}}
     write_json_atomic(point_dir(sweep_dir, point_id) / "result.json", result)
     return result
 
