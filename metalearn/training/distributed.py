@@ -75,6 +75,10 @@ def initialize(coordinator: str | None = None, num_processes: int | None = None,
                                f"and is the address reachable from here?") from None
     finally:
         watchdog.cancel()
+    if jax.default_backend() == "cpu":
+        # Multi-process CPU runs whose programs came from the persistent compilation cache failed to set up
+        # their gloo collectives ("Gloo context initialization failed", jax 0.10.2): they compile afresh.
+        jax.config.update("jax_enable_compilation_cache", False)
 
 
 def _give_up(message: str) -> None:
