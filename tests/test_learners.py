@@ -10,7 +10,7 @@ from metalearn.learners import KNN, LEARNERS, Feedback, learner_sizes, make_lear
 from metalearn.learners.base import tree_size
 
 SPECS = ["vsml", "vsml:hidden=6,ticks=1", "vsml:use_label=false,msg_size=4", "vsml:hidden=6x7", "vsml:hidden=6,per_layer=true",
-         "vsml:lstm_size=4,msg_size=3", "vsml:groups=5", "vsml:groups=2,hidden=6,per_layer=true",
+         "vsml:lstm_size=4,msg_size=3", "vsml:groups=5", "vsml:groups=5,shared_base=true", "vsml:groups=2,hidden=6,per_layer=true",
          "vsml:init_rand_proportion=0.5,init_noise=0,gate_init=reference,merge_fraction=0.5",
          "vsml:single_pass=true,hidden=6", "vsml:single_pass=true,hidden=6x4,backward=false",
          "vsml:standardize=true,hidden=6", "vsml:standardize=true,single_pass=true,hidden=6",

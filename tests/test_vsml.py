@@ -96,14 +96,16 @@ def test_tanh_form_gates_are_the_textbook_lstm_cell():
 
 
 @pytest.mark.parametrize("groups", [2, 3, 4, 12, 60])
-def test_groups_start_as_plain_vsml(groups):
+@pytest.mark.parametrize("shared_base", [False, True])
+def test_groups_start_as_plain_vsml(groups, shared_base):
     """Every group is initialised with the same parameters, so any G computes what G = 1 computes."""
     spec = TaskSpec(12, 5)
     hidden = (6,) if groups in (2, 3) else ()  # 12 x 6 and 6 x 5 connections: G must divide both
-    plain, grouped = VSML(hidden=hidden), VSML(hidden=hidden, groups=groups)
+    plain, grouped = VSML(hidden=hidden), VSML(hidden=hidden, groups=groups, shared_base=shared_base)
     key = jax.random.key(0)
     meta_1, meta_g = plain.init_meta_params(key, spec), grouped.init_meta_params(key, spec)
-    assert learner_sizes(grouped, spec).algorithm == groups * learner_sizes(plain, spec).algorithm
+    sets = groups + shared_base  # with a shared base: the base and one offset per group
+    assert learner_sizes(grouped, spec).algorithm == sets * learner_sizes(plain, spec).algorithm
     s1, sg = plain.init_state(meta_1, key, spec), grouped.init_state(meta_g, key, spec)
     for t in range(3):
         x = jax.random.normal(jax.random.key(t), (12,))
@@ -127,6 +129,31 @@ def test_each_group_owns_its_block_of_connections():
     expected = np.zeros((12, 5), bool)
     expected[4:8, 2] = True
     np.testing.assert_array_equal(differs, expected)
+
+
+def test_a_shared_base_moves_every_group_and_an_offset_only_its_own():
+    spec = TaskSpec(12, 5)
+    learner = VSML(groups=15, shared_base=True)
+    meta = learner.init_meta_params(jax.random.key(0), spec)
+    state = learner.init_state(meta, jax.random.key(1), spec)
+    x = jax.random.normal(jax.random.key(2), (12,))
+    base, _ = learner.step(meta, state, x, feedback(0))
+
+    def changed_connections(params):
+        after, _ = learner.step(params, state, x, feedback(0))
+        return np.abs(np.asarray(after[0]["h"] - base[0]["h"])).max(axis=-1) > 0
+
+    offset = {**meta["offset"], "w_h": meta["offset"]["w_h"].at[7].add(0.5)}
+    expected = np.zeros((12, 5), bool)
+    expected[4:8, 2] = True  # group 7, as with independent groups
+    np.testing.assert_array_equal(changed_connections({**meta, "offset": offset}), expected)
+    shared = {**meta["base"], "w_h": meta["base"]["w_h"] + 0.5}
+    assert changed_connections({**meta, "base": shared}).all()
+
+
+def test_a_shared_base_needs_several_groups():
+    with pytest.raises(ValueError, match="needs groups above 1"):
+        VSML(shared_base=True)
 
 
 def test_groups_that_do_not_divide_the_connections_are_an_error_listing_the_valid_ones():

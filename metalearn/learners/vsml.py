@@ -23,7 +23,12 @@ update is `ticks` LSTM micro-ticks.
 groups, each with its own LSTM, message heads and initial state (all groups initialised identically, so
 every G starts as the same function). The grid is cut into Gb = gcd(G, B) blocks of output units, then
 Ga = G / Gb blocks of input units: G = 1 is VSML, G = B one LSTM per output unit, G = A x B every weight its
-own small RNN. G must divide every layer's A x B (any such divisor factors this way).
+own small RNN. G must divide every layer's A x B (any such divisor factors this way). With
+`shared_base=true` each group's parameters are a base shared by all groups plus the group's own offset
+(zero at initialisation): the same functions, G + 1 parameter sets. Under ES this matters: a perturbation
+of the base moves every group, so the estimate of the direction all groups share keeps G = 1's
+signal-to-noise ratio, where independent groups split it G ways (their ES gradient norm grows as sqrt(G):
+pure noise).
 
 Choices of the reference implementation (louiskirsch/vsml-neurips2021; docs/experiments.md says where each
 is in it), as options whose defaults keep this module's own rule:
@@ -50,7 +55,8 @@ is in it), as options whose defaults keep this module's own rule:
 and variance, per input unit, of the episode's inputs so far, this one included (`moments.py`).
 
 Sizes, with N = lstm_size, m = msg_size and layer widths d_0 .. d_L:
-  algorithm = (4N(2m + N + 1)  [LSTM]  + 2(Nm + m)  [heads]  + 2N  [initial state]) x G, x L if per_layer
+  algorithm = (4N(2m + N + 1)  [LSTM]  + 2(Nm + m)  [heads]  + 2N  [initial state]) x G (G + 1 with
+              shared_base), x L if per_layer
   state     = sum_l d_{l-1} d_l 2N  [LSTM states]  + sum_l d_{l-1} m  [remembered forward messages]
               (single_pass: sum_{l<L} d_l m [backward messages to hidden layers] instead, none without
               backward)  + 2 d_0 + 1 [input statistics, with standardize]
@@ -126,6 +132,7 @@ class VSML(MeanMerge):
     per_layer: bool = False  # one set of LSTM and message parameters per layer instead of one for all
     backward: bool = True  # pass backward messages between layers (False: only the output layer sees errors)
     groups: int = 1  # connections per layer split into this many groups with their own parameters
+    shared_base: bool = False  # groups' parameters = a shared base + per-group offsets (zero at init)
     init_rand_proportion: float = 0.0  # part of each cell state drawn at random per episode (reference: 0.5)
     gate_init: str = "lecun"  # or "reference"
     merge_fraction: float = 1.0  # part of each LSTM state an inner batch averages (reference: 0.5)
@@ -142,6 +149,9 @@ class VSML(MeanMerge):
             raise ValueError("vsml: ticks must be at least 1")
         if self.groups < 1:
             raise ValueError("vsml: groups must be at least 1")
+        if self.shared_base and self.groups == 1:
+            raise ValueError("vsml: shared_base splits each group's parameters into a shared base and the "
+                             "group's offset; it needs groups above 1 (e.g. vsml:groups=10,shared_base=true)")
         for option in ("init_rand_proportion", "merge_fraction"):
             if not 0.0 <= getattr(self, option) <= 1.0:
                 raise ValueError(f"vsml: {option} is a fraction of each LSTM state vector, between 0 and 1; "
@@ -168,9 +178,14 @@ class VSML(MeanMerge):
                              f"{spec.num_classes} classes); valid values: {', '.join(map(str, valid))}")
 
     def _group_params(self, key: chex.PRNGKey) -> PyTree:
-        """One parameter set, copied to every group (leading axis G) when there are several."""
+        """One parameter set, copied to every group (leading axis G) when there are several, or with
+        `shared_base` kept once as the base next to zero offsets per group."""
         p = self._shared_params(key)
-        return p if self.groups == 1 else jax.tree.map(lambda x: jnp.broadcast_to(x, (self.groups, *x.shape)), p)
+        if self.groups == 1:
+            return p
+        if self.shared_base:
+            return {"base": p, "offset": jax.tree.map(lambda x: jnp.zeros((self.groups, *x.shape)), p)}
+        return jax.tree.map(lambda x: jnp.broadcast_to(x, (self.groups, *x.shape)), p)
 
     def _layer_params(self, meta_params: PyTree, layer: int, b: int) -> PyTree:
         """Layer `layer`'s parameters with leading group axes [Ga, Gb] for a grid with B outputs."""
@@ -178,6 +193,8 @@ class VSML(MeanMerge):
         ga, gb = self._group_grid(b)
         if self.groups == 1:
             return jax.tree.map(lambda x: x[None, None], p)
+        if self.shared_base:
+            p = jax.tree.map(lambda base, offset: base + offset, p["base"], p["offset"])
         return jax.tree.map(lambda x: x.reshape(ga, gb, *x.shape[1:]), p)
 
     def _group_grid(self, b: int) -> tuple[int, int]:
@@ -361,7 +378,7 @@ class VSML(MeanMerge):
         """(algorithm size, state size) from the docstring's formulas."""
         n, m, w = self.lstm_size, self.msg_size, self.widths(spec)
         per_group = 4 * n * (2 * m + n + 1) + 2 * (n * m + m) + 2 * n
-        algorithm = per_group * self.groups * (len(w) - 1 if self.per_layer else 1)
+        algorithm = per_group * (self.groups + self.shared_base) * (len(w) - 1 if self.per_layer else 1)
         if not self.single_pass:
             messages = sum(a * m for a in w[:-1])
         else:
