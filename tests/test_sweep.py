@@ -104,7 +104,7 @@ def test_the_axis_preset_spans_the_ratio_under_one_es_budget():
     points = sweep.points()
     budgets = {(type(c.outer).__name__, c.outer.population, c.generations, c.episodes_per_member, c.episode_length)
                for c in (sweep.meta_config(p) for p in points)}
-    assert budgets == {("ESConfig", 64, 200, 1, 100)}
+    assert budgets == {("ESConfig", 64, 100, 1, 100)}
     distinct = sorted({round(ratio[p.learner.label], 2) for p in points})
     assert len(distinct) >= 6 and distinct[0] <= -1.5 and distinct[-1] >= 1.5
     levels = {}

@@ -25,10 +25,11 @@ every G starts as the same function). The grid is cut into Gb = gcd(G, B) blocks
 Ga = G / Gb blocks of input units: G = 1 is VSML, G = B one LSTM per output unit, G = A x B every weight its
 own small RNN. G must divide every layer's A x B (any such divisor factors this way). With
 `shared_base=true` each group's parameters are a base shared by all groups plus the group's own offset
-(zero at initialisation): the same functions, G + 1 parameter sets. Under ES this matters: a perturbation
-of the base moves every group, so the estimate of the direction all groups share keeps G = 1's
-signal-to-noise ratio, where independent groups split it G ways (their ES gradient norm grows as sqrt(G):
-pure noise).
+divided by G (offsets zero at initialisation): the same functions, G + 1 parameter sets. It is the ES
+parametrization meant to keep G = 1's estimate of the direction all groups share (a perturbation of the
+base moves every group; independent groups split it G ways) while the offsets drift slowly. Measured at
+the axis preset's ES budget (docs/axis.md): G = 10 did not leave chance with it either, nor with the
+offsets scaled by 1 or 1/sqrt(G), while G = 1 did.
 
 Choices of the reference implementation (louiskirsch/vsml-neurips2021; docs/experiments.md says where each
 is in it), as options whose defaults keep this module's own rule:
@@ -194,7 +195,7 @@ class VSML(MeanMerge):
         if self.groups == 1:
             return jax.tree.map(lambda x: x[None, None], p)
         if self.shared_base:
-            p = jax.tree.map(lambda base, offset: base + offset, p["base"], p["offset"])
+            p = jax.tree.map(lambda base, offset: base + offset / self.groups, p["base"], p["offset"])
         return jax.tree.map(lambda x: x.reshape(ga, gb, *x.shape[1:]), p)
 
     def _group_grid(self, b: int) -> tuple[int, int]:
