@@ -26,10 +26,12 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run from a checkout without installing
 
-from launch._compile_cache import cache_compiled_programs  # noqa: E402
 from launch._cpu_devices import expose_cpu_cores  # noqa: E402
 
-expose_cpu_cores()
+expose_cpu_cores()  # before anything imports jax or the task modules
+
+from launch._compile_cache import cache_compiled_programs  # noqa: E402
+
 cache_compiled_programs()
 
 import jax  # noqa: E402

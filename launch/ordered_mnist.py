@@ -26,8 +26,8 @@ from metalearn.experiments.ordered_benchmark import evaluate, hand_designed_entr
 from metalearn.experiments.ordered_report import markdown, write_results  # noqa: E402
 from tasks.full_stream import DATASETS, ORDERS, load_stream_data  # noqa: E402
 
-
 cache_compiled_programs()
+
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
