@@ -69,16 +69,28 @@ _AXIS_ES = {**_ES, "population": 64, "generations": 100}
 _AXIS_POINTS = {"vsml-h48": "vsml:hidden=48", "vsml-h16": "vsml:hidden=16", "vsml": "vsml",
                 "vsml-g10": "vsml:groups=10", "vsml-g49": "vsml:groups=49", "vsml-g245": "vsml:groups=245"}
 
+# Warm points: the same ES budget from the shipped one-group VSML meta-trained on 7x7 MNIST (every group a
+# copy of it, so each point starts as the same learner): from a fresh start only G = 1 left chance at this
+# budget, so the fresh block measures where ES stops finding a learner, the warm block what ES does with
+# more algorithm (or more state) once it has one. Relative to the repository root, where sweeps are run.
+_WARM_FROM = "pretrained/vsml-mnist7"
+_WARM = {f"{label}-warm": spec for label, spec in _AXIS_POINTS.items()}
+
 AXIS = {
     "name": "axis",
     "base": {"episode_length": 100, "eval_episodes": 64},
     "learners": [{"label": label, "learner": spec, "outer": "es", "overrides": _AXIS_ES}
                  for label, spec in _AXIS_POINTS.items()]
                 + [{"label": "vsml-g245-r4", "learner": "vsml:groups=245", "outer": "es",  # rank-4 noise, same point
-                    "overrides": {**_AXIS_ES, "noise_rank": 4}}],
+                    "overrides": {**_AXIS_ES, "noise_rank": 4}}]
+                + [{"label": label, "learner": spec, "outer": "es", "overrides": {**_AXIS_ES, "init_from": _WARM_FROM}}
+                   for label, spec in _WARM.items()],
     "tasks": _task_levels(7, (4, 64), 49)[:3],
     "blocks": [
         {"learners": list(_AXIS_POINTS), "tasks": ["unbounded"]},
+        {"learners": ["vsml-warm", "vsml-g10-warm", "vsml-g49-warm", "vsml-g245-warm"], "tasks": ["unbounded"]},
+        {"learners": ["vsml-warm", "vsml-g49-warm", "vsml-g245-warm"], "tasks": ["4"]},  # memorizing 4 tasks?
+        {"learners": ["vsml-h16-warm", "vsml-h48-warm"], "tasks": ["unbounded"]},
         {"learners": ["vsml-h48", "vsml-g10", "vsml-g245"], "tasks": ["4", "64"]},  # the two ends and the middle
         {"learners": ["vsml-g245-r4"], "tasks": ["unbounded"]},
     ],

@@ -77,7 +77,8 @@ def summarize(sweep: SweepConfig, results: list[dict]) -> list[dict]:
             first = group[0]
             row = {"learner": learner.label, "outer": first["outer"], "algorithm": first["algorithm_size"],
                    "state": first["state_size"], "log10_ratio": math.log10(first["algorithm_size"] / first["state_size"]),
-                   "tasks": level.label, "seeds": len(group), "flops_per_step": first["flops_per_step"],
+                   "tasks": level.label, "start": learner.overrides.get("init_from") or "fresh",
+                   "seeds": len(group), "flops_per_step": first["flops_per_step"],
                    "train_minutes": float(np.mean([r["train_seconds"] for r in group])) / 60}
             columns = {name: [_accuracy(r["scores"].get(name)) for r in group] for name in ("meta_train", *unseen)}
             columns["gap"] = [m - float(np.mean([columns[u][i] for u in gap_tasks]))
@@ -110,22 +111,24 @@ def _cell(row: dict, name: str) -> str:
 
 
 def markdown_table(rows: list[dict], base_rows: list[dict], unseen: list[str], skipped: list[str]) -> str:
-    header = ["learner", "outer", "algorithm", "state", "log10 ratio", "tasks", "seeds", "meta-train",
+    header = ["learner", "outer", "start", "algorithm", "state", "log10 ratio", "tasks", "seeds", "meta-train",
               *unseen, "gap", "FLOPs/step", "train min"]
     lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
     for r in rows:
-        cells = [r["learner"], r["outer"], f"{r['algorithm']:,}", f"{r['state']:,}", f"{r['log10_ratio']:.2f}", r["tasks"], str(r["seeds"]), _cell(r, "meta_train"),
+        cells = [r["learner"], r["outer"], r["start"], f"{r['algorithm']:,}", f"{r['state']:,}", f"{r['log10_ratio']:.2f}",
+                 r["tasks"], str(r["seeds"]), _cell(r, "meta_train"),
                  *(_cell(r, u) for u in unseen), _cell(r, "gap"), f"{r['flops_per_step']:.3g}",
                  f"{r['train_minutes']:.1f}"]
         lines.append("| " + " | ".join(cells) + " |")
     for r in base_rows:
-        cells = [r["learner"], r["outer"], f"{r['algorithm']:,}", f"{r['state']:,}", "-", r["tasks"], "-",
+        cells = [r["learner"], r["outer"], "-", f"{r['algorithm']:,}", f"{r['state']:,}", "-", r["tasks"], "-",
                  _cell(r, "meta_train"), *(_cell(r, u) for u in unseen), "-", f"{r['flops_per_step']:.3g}", "-"]
         lines.append("| " + " | ".join(cells) + " |")
     notes = ["", ("Mean ± half-width of the 95% t-interval over seeds of each task's score: query-phase accuracy "
                   "on ordered streams, whole-episode online accuracy otherwise. "
                   "gap = meta-train score minus the mean over the unseen tasks without a query phase. "
-                  "Hand-designed learners: the best of their grid on the meta-training distribution.")]
+                  "Hand-designed learners: the best of their grid on the meta-training distribution. start: "
+                  "fresh (the learner's initialisation) or the run whose meta-parameters began it (warm).")]
     notes += [f"Not run: {u} (its data is not available on this machine)." for u in skipped]
     return "\n".join(lines + notes) + "\n"
 
@@ -176,15 +179,22 @@ def _finish(plt, fig, axes, metrics: list[str], xlabel: str, ylabel: str, title:
 
 def plot_ratio(path: Path, rows: list[dict], base_rows: list[dict], unseen: list[str], levels: list[str]) -> Path:
     """Meta-train score, each unseen task's score and the gap vs log10(algorithm / state size): one line per
-    task level through its points (sorted by ratio), seed intervals as error bars."""
+    task level and start (fresh; dashed: warm, from another run) through its points (sorted by ratio), seed
+    intervals as error bars."""
     metrics = ["meta_train", *unseen, "gap"]
     plt, fig, axes = _panels(len(metrics))
+    starts = list(dict.fromkeys(r["start"] for r in rows))
     for ax, metric in zip(axes, metrics):
         for i, level in enumerate(levels):
-            line = sorted((r for r in rows if r["tasks"] == level), key=lambda r: r["log10_ratio"])
-            ax.errorbar([r["log10_ratio"] for r in line], [r[metric] for r in line],
-                        yerr=[np.nan_to_num(r[f"{metric}_ci"]) for r in line], marker="o", capsize=3,
-                        color=f"C{i}", label=f"tasks: {level}")
+            for start in starts:
+                line = sorted((r for r in rows if r["tasks"] == level and r["start"] == start),
+                              key=lambda r: r["log10_ratio"])
+                if not line:
+                    continue
+                ax.errorbar([r["log10_ratio"] for r in line], [r[metric] for r in line],
+                            yerr=[np.nan_to_num(r[f"{metric}_ci"]) for r in line], marker="o", capsize=3,
+                            color=f"C{i}", ls="-" if start == "fresh" else "--",
+                            label=f"tasks: {level}" + ("" if start == "fresh" else f", from {start}"))
         if metric != "gap":
             _baseline_lines(ax, base_rows, metric)
     return _finish(plt, fig, axes, metrics, "log10(algorithm size / state size)", "score",

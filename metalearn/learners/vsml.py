@@ -179,9 +179,32 @@ class VSML(MeanMerge):
                              f"{spec.num_classes} classes); valid values: {', '.join(map(str, valid))}")
 
     def _group_params(self, key: chex.PRNGKey) -> PyTree:
+        return self._grouped(self._shared_params(key))
+
+    def from_single_group(self, source: "VSML", params: PyTree, spec: TaskSpec) -> PyTree:
+        """Meta-parameters whose every group starts as the one-group VSML `source`'s `params` (a warm start:
+        the same function as `source` at the first generation)."""
+        if not isinstance(source, VSML) or source.groups != 1 or source.per_layer != self.per_layer:
+            raise ValueError(f"a VSML with groups starts from a one-group VSML with the same per_layer "
+                             f"({self.per_layer}); the source is {getattr(source, 'name', source)} with groups="
+                             f"{getattr(source, 'groups', None)}, per_layer={getattr(source, 'per_layer', None)}")
+        self._check_groups(spec)
+        one = jax.eval_shape(self._shared_params, jax.random.key(0))
+        layers = params if self.per_layer else [params]
+        if len(layers) != len(self.widths(spec)) - 1:
+            raise ValueError(f"the source has {len(layers)} layers' parameters, this VSML "
+                             f"{len(self.widths(spec)) - 1} layers; use the same hidden layers")
+        for p in layers:
+            if jax.tree.structure(p) != jax.tree.structure(one) or any(
+                    jnp.shape(x) != y.shape for x, y in zip(jax.tree.leaves(p), jax.tree.leaves(one))):
+                raise ValueError(f"its parameters do not have this VSML's shapes (lstm_size {self.lstm_size}, "
+                                 f"msg_size {self.msg_size}, gate_init {self.gate_init!r}); use the source's")
+        grouped = [self._grouped(jax.tree.map(jnp.asarray, p)) for p in layers]
+        return grouped if self.per_layer else grouped[0]
+
+    def _grouped(self, p: PyTree) -> PyTree:
         """One parameter set, copied to every group (leading axis G) when there are several, or with
         `shared_base` kept once as the base next to zero offsets per group."""
-        p = self._shared_params(key)
         if self.groups == 1:
             return p
         if self.shared_base:

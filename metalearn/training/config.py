@@ -31,6 +31,7 @@ class MetaTrainConfig:
     eval_episodes: int = 64  # fixed meta-test episodes (same keys every evaluation)
     checkpoint_every: int = 25  # generations between checkpoints (and one at the end)
     seed: int = 0
+    init_from: str = ""  # run dir or pretrained folder whose meta-parameters start the run ('': fresh init)
 
     def __post_init__(self):
         positive = ("generations", "episode_length", "inner_batch", "episodes_per_member", "eval_every",

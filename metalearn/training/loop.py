@@ -31,6 +31,7 @@ from metalearn.training.config import MetaTrainConfig
 from metalearn.training.interrupt import Interrupted, StopOnSignal
 from metalearn.training.metrics import plot_training, read_metrics, rewrite_metrics
 from metalearn.training.run import write_run_info
+from metalearn.training.warm_start import warm_start
 from tasks import Task, check_same_shape, load_task
 
 class RunState(NamedTuple):
@@ -83,6 +84,8 @@ class MetaTraining:
 
     def init(self) -> RunState:
         params = self.learner.init_meta_params(keys.init(self.config.seed), self.spec)
+        if self.config.init_from:
+            params = warm_start(self.learner, self.spec, params, self.config.init_from)
         state = RunState(self.outer.init(params), jnp.int32(0), jax.random.key_data(keys.root(self.config.seed)))
         return replicate(state, self.mesh)
 
