@@ -111,14 +111,14 @@ def test_the_axis_preset_spans_the_ratio_under_one_es_budget():
     levels = {}
     for p in points:
         levels.setdefault(p.learner.label, set()).add((p.task.label, p.seed))
-    fresh = [p.label for p in sweep.learners if not {"noise_rank", "init_from"} & set(p.overrides)]
-    full_rank = sorted(fresh, key=ratio.get)
+    assert all({s for _, s in seeds} == {0, 1, 2} for seeds in levels.values())
+    # every ratio from a fresh start and from the same warm start; the warm ones' ends and middle crossed
+    warm = [p for p in sweep.learners if "init_from" in p.overrides]
+    fresh = [p for p in sweep.learners if not {"noise_rank", "init_from"} & set(p.overrides)]
+    assert {ratio[p.label] for p in fresh} == {ratio[p.label] for p in warm}
+    full_rank = sorted((p.label for p in warm if "noise_rank" not in p.overrides), key=ratio.get)
     crossed = [label for label in full_rank if {t for t, _ in levels[label]} == {"4", "64", "unbounded"}]
     assert full_rank[0] in crossed and full_rank[-1] in crossed and len(crossed) >= 3
-    assert all({s for _, s in seeds} == {0, 1, 2} for seeds in levels.values())
-    # the warm block: three points above ratio 0 start from a shipped folder that load_run reads
-    warm = [p for p in sweep.learners if "init_from" in p.overrides]
-    assert len([p for p in warm if ratio[p.label] > 0]) >= 3
     for source in {p.overrides["init_from"] for p in warm}:
         assert load_run(ROOT / source).learner == make_learner("vsml")
 

@@ -16,13 +16,17 @@ from tasks.episodes import Episode
 class EpisodeResult(NamedTuple):
     """Per-step scores of the online predictions, made before each label was revealed."""
 
-    loss: chex.Array  # [T] cross-entropy
+    loss: chex.Array  # [T] cross-entropy against the labels, or against `targets` when given
     correct: chex.Array  # [T] bool
+    logits: chex.Array  # [T, C]
 
 
 def run_episode(learner: Learner, meta_params: PyTree, key: chex.PRNGKey, episode: Episode, num_classes: int,
-                batch: int = 1) -> EpisodeResult:
+                batch: int = 1, targets: chex.Array | None = None) -> EpisodeResult:
     """Unroll `learner` over `episode` with `lax.scan`; `key` draws its initial learnable state.
+
+    `targets` [T, C] (class probabilities per step, e.g. a teacher's online predictions) replace the labels
+    in the loss; the feedback and `correct` still use the labels.
 
     With `batch` B > 1 the episode is consumed B examples per step: each of B copies of the state absorbs
     the feedback on its own previous example and predicts its next one, then the copies' states are merged
@@ -43,29 +47,49 @@ def run_episode(learner: Learner, meta_params: PyTree, key: chex.PRNGKey, episod
 
     def step(carry, example):
         state, feedback = carry
-        x, y, given = example
+        x, y, given, target = example
         state, logits = learner_step(meta_params, state, x, feedback)
-        loss = optax.softmax_cross_entropy_with_integer_labels(logits, y)
+        if targets is None:
+            loss = optax.softmax_cross_entropy_with_integer_labels(logits, y)
+        else:
+            loss = optax.softmax_cross_entropy(logits, target)
         next_feedback = Feedback.from_prediction(logits, y, given)
-        return (state, next_feedback), (loss, jnp.argmax(logits, -1) == y)
+        return (state, next_feedback), (loss, jnp.argmax(logits, -1) == y, logits)
 
-    shaped = [a.reshape(length // batch, batch, *a.shape[1:]) if batch > 1 else a
-              for a in (episode.x, episode.y, episode.feedback_mask)]
+    per_step = (episode.x, episode.y, episode.feedback_mask, episode.y if targets is None else targets)
+    shaped = [a.reshape(length // batch, batch, *a.shape[1:]) if batch > 1 else a for a in per_step]
     feedback = Feedback.zeros(num_classes)
     if batch > 1:
         feedback = jax.tree.map(lambda leaf: jnp.broadcast_to(leaf, (batch, num_classes)), feedback)
-    _, (loss, correct) = jax.lax.scan(step, (state, feedback), tuple(shaped))
-    return EpisodeResult(loss.reshape(length), correct.reshape(length))
+    _, (loss, correct, logits) = jax.lax.scan(step, (state, feedback), tuple(shaped))
+    return EpisodeResult(loss.reshape(length), correct.reshape(length), logits.reshape(length, num_classes))
 
 
-def mean_fitness(learner: Learner, meta_params: PyTree, data: tuple, num_classes: int, batch: int = 1
-                 ) -> tuple[chex.Array, chex.Array]:
+class Teacher(NamedTuple):
+    """A learner whose online predictions, softened by `temperature`, are the targets of distillation."""
+
+    learner: Learner
+    meta_params: PyTree
+    temperature: float = 1.0
+
+    def targets(self, key: chex.PRNGKey, episode: Episode, num_classes: int) -> chex.Array:
+        """[T, C] class probabilities: the teacher's prediction at each step, made before the label."""
+        logits = run_episode(self.learner, self.meta_params, key, episode, num_classes).logits
+        return jax.lax.stop_gradient(jax.nn.softmax(logits / self.temperature))
+
+
+def mean_fitness(learner: Learner, meta_params: PyTree, data: tuple, num_classes: int, batch: int = 1,
+                 teacher: Teacher | None = None) -> tuple[chex.Array, chex.Array]:
     """The meta-training fitness: mean cross-entropy (to minimise) and accuracy over `data`, a tuple over
-    tasks of (init_keys [E], episodes [E, T, ...]), averaged over each task's episodes, then over tasks."""
+    tasks of (init_keys [E], episodes [E, T, ...]), averaged over each task's episodes, then over tasks.
+    With a `teacher` the cross-entropy is against its online predictions (distillation), not the labels."""
     losses, accs = [], []
     for init_keys, episodes in data:
-        result = jax.vmap(lambda k, ep: run_episode(learner, meta_params, k, ep, num_classes, batch))(
-            init_keys, episodes)
+        def episode_result(k, ep):
+            targets = None if teacher is None else teacher.targets(k, ep, num_classes)
+            return run_episode(learner, meta_params, k, ep, num_classes, batch, targets)
+
+        result = jax.vmap(episode_result)(init_keys, episodes)
         losses.append(result.loss.mean())
         accs.append(result.correct.mean())
     return jnp.mean(jnp.stack(losses)), jnp.mean(jnp.stack(accs))

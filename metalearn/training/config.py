@@ -32,6 +32,8 @@ class MetaTrainConfig:
     checkpoint_every: int = 25  # generations between checkpoints (and one at the end)
     seed: int = 0
     init_from: str = ""  # run dir or pretrained folder whose meta-parameters start the run ('': fresh init)
+    teacher: str = ""  # learner spec whose online predictions are the fitness targets ('': the labels)
+    teacher_temperature: float = 1.0  # the teacher's logits are divided by this before the softmax
 
     def __post_init__(self):
         positive = ("generations", "episode_length", "inner_batch", "episodes_per_member", "eval_every",
@@ -46,6 +48,8 @@ class MetaTrainConfig:
             raise ValueError("give at least one meta-training and one meta-test task")
         if not 0 < self.lr < math.inf:
             raise ValueError(f"lr must be positive and finite, got lr={self.lr}")
+        if not 0 < self.teacher_temperature < math.inf:
+            raise ValueError(f"teacher_temperature must be positive and finite, got {self.teacher_temperature}")
 
     def to_json(self) -> dict:
         return {**dataclasses.asdict(self), "outer": {"name": self.outer.name, **dataclasses.asdict(self.outer)}}

@@ -25,7 +25,7 @@ from metalearn.learners.base import PyTree
 from metalearn.outer import OuterMetrics, OuterState
 from metalearn.outer.mesh import replicate
 from metalearn.rollout.evaluation import Evaluation, evaluate, summary
-from metalearn.rollout.inner_loop import mean_fitness
+from metalearn.rollout.inner_loop import Teacher, mean_fitness
 from metalearn.training import checkpoint, distributed, guards, keys, runlock
 from metalearn.training.config import MetaTrainConfig
 from metalearn.training.interrupt import Interrupted, StopOnSignal
@@ -75,6 +75,7 @@ class MetaTraining:
         self.train_tasks, self.test_tasks, self.val_tasks = replicate(
             (self.train_tasks, self.test_tasks, self.val_tasks), mesh)
         self.optimizer = optax.adam(config.lr)
+        self.teacher = _teacher(config, self.spec)
         # the outer optimizer says how the inner loop runs the learner (backprop: truncated, optionally)
         self._inner_learner = self.outer_config.wrap(self.learner)
         self.outer = self.outer_config.build(self._fitness, self.optimizer, mesh)
@@ -91,7 +92,8 @@ class MetaTraining:
 
     def _fitness(self, params: PyTree, data: tuple) -> tuple[chex.Array, chex.Array]:
         """Mean cross-entropy (to minimise) and accuracy of one member over this generation's episodes."""
-        return mean_fitness(self._inner_learner, params, data, self.spec.num_classes, self.config.inner_batch)
+        return mean_fitness(self._inner_learner, params, data, self.spec.num_classes, self.config.inner_batch,
+                            self.teacher)
 
     def _generation(self, state: RunState, tasks: tuple) -> tuple[RunState, OuterMetrics]:
         """One outer step. ES: every member is scored on the same episodes of every training task;
@@ -130,6 +132,17 @@ class MetaTraining:
         if queries:
             record["test_query_acc"] = float(np.mean(queries))
         return {**record, "validation": validation, "tests": per_task}
+
+
+def _teacher(config: MetaTrainConfig, spec: TaskSpec) -> Teacher | None:
+    """The learner distilled from (`config.teacher`), with its own initial meta-parameters; None: labels."""
+    if not config.teacher:
+        return None
+    try:
+        learner = make_learner(config.teacher)
+    except (ValueError, TypeError) as err:
+        raise ValueError(f"teacher {config.teacher!r}: {err}") from None
+    return Teacher(learner, learner.init_meta_params(keys.init(config.seed), spec), config.teacher_temperature)
 
 
 def _load(specs: Sequence[str], split: str, role: str) -> tuple[Task, ...]:
