@@ -76,7 +76,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
                            help=f"default: {' '.join(field.default) or 'the --train-tasks, on their validation slices'}")
         else:
             kind = auto_or_int if field.default == "auto" else type(field.default)
-            p.add_argument(flag, type=kind, default=None, help=f"default: {field.default}")
+            about = field.metadata.get("help", "")
+            default = "none" if field.default == "" else field.default
+            p.add_argument(flag, type=kind, default=None, help=(about + "; " if about else "") + f"default: {default}")
     return p.parse_args(argv)
 
 

@@ -16,9 +16,10 @@ from scipy import stats
 from metalearn import load_run
 from metalearn.experiments import sweep as sw
 from metalearn.experiments.presets import PRESETS
-from metalearn.experiments.sweep_report import mean_interval, summarize
+from metalearn.experiments.sweep_report import baseline_rows, mean_interval, summarize
 from metalearn.learners import TaskSpec, learner_sizes, make_learner
-from metalearn.training import checkpoint
+from metalearn.training import checkpoint, keys
+from tasks import load_task
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -216,6 +217,26 @@ def test_sweep_runs_reports_and_resumes_without_redoing_points(tmp_path):
     changed.write_text(json.dumps({**TINY, "seeds": [0, 1, 2]}))
     refused = _sweep("run", "--config", changed, "--out", out, env=env)
     assert refused.returncode == 2 and "holds a different sweep" in refused.stderr
+
+
+def test_the_warm_points_start_is_scored_beside_the_baselines(tmp_path):
+    """A sweep with warm points scores their common start on the baselines' episodes, as a table row."""
+    source = str(ROOT / "pretrained" / "vsml-digits")
+    config = {**TINY, "learners": [{"label": "warm", "learner": "vsml", "outer": "es",
+                                    "overrides": {"population": 8, "init_from": source}}],
+              "blocks": [{"learners": ["warm"], "tasks": ["unbounded"]}],
+              "unseen": {"digits": "digits"}, "baselines": {"class_mean": ["class_mean"]}}
+    sweep = sw.SweepConfig.from_json(config)
+    tmp_path.mkdir(exist_ok=True)
+    sw.write_json_atomic(tmp_path / "sweep.json", sweep.to_json())
+    start = sw.run_baselines(tmp_path)[f"start {source}"]
+    run = load_run(source)
+    expected = sw._scorer(sweep, 20, keys.evaluation(sweep.eval_seed))(run.learner, run.meta_params,
+                                                                       load_task("digits").test)
+    assert start["scores"]["digits"] == pytest.approx(expected)
+    assert start["scores"]["digits"]["score"] > 0.3  # the shipped algorithm learns within 20 steps
+    rows = baseline_rows(sweep, json.loads((tmp_path / "baselines.json").read_text()), ["digits"])
+    assert [(r["outer"], r["learner"]) for r in rows] == [("hand-designed", "class_mean"), ("warm start", source)]
 
 
 def test_a_second_run_on_the_same_directory_and_a_misfit_unseen_task_are_refused(tmp_path):

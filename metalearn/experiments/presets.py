@@ -92,8 +92,8 @@ AXIS = {
     "blocks": [
         {"learners": list(_AXIS_POINTS), "tasks": ["unbounded"]},
         {"learners": ["vsml-warm", "vsml-g10-warm", "vsml-g49-warm", "vsml-g245-warm"], "tasks": ["unbounded"]},
+        {"learners": ["vsml-g245-warm", "vsml-g10-warm", "vsml-h48-warm"], "tasks": ["4", "64"]},
         {"learners": ["vsml-h16-warm", "vsml-h48-warm"], "tasks": ["unbounded"]},
-        {"learners": ["vsml-h48-warm", "vsml-g10-warm", "vsml-g245-warm"], "tasks": ["4", "64"]},
         {"learners": ["vsml-g245-warm-r4"], "tasks": ["unbounded"]},
     ],
     "seeds": [0, 1, 2],

@@ -267,8 +267,10 @@ def run_point(sweep_dir: Path, point_id: str, progress: bool = False) -> dict:
 
 def run_baselines(sweep_dir: Path) -> dict:
     """Each baseline family: pick the spec with the best accuracy on the unbounded (or largest) meta-training
-    distribution, on episodes other than the meta-test ones; score it on every unseen task."""
+    distribution, on episodes other than the meta-test ones; score it on every unseen task. The warm points'
+    start (`init_from`), if any, is scored alike, so that what their ES steps changed can be read."""
     from metalearn.learners import TaskSpec, learner_sizes, make_learner, step_flops
+    from metalearn.training.run import load_run
     from tasks import load_task
 
     sweep = load_sweep(sweep_dir)
@@ -290,5 +292,13 @@ def run_baselines(sweep_dir: Path) -> dict:
                   **_score_unseen(unseen, lambda task: score(learner, {}, task))}
         out[name] = {"spec": best, "tuning_score": options, "algorithm_size": sizes.algorithm,
                      "state_size": sizes.state, "flops_per_step": step_flops(learner, task_spec), "scores": scores}
+    for source in dict.fromkeys(p.overrides["init_from"] for p in sweep.learners if "init_from" in p.overrides):
+        run = load_run(source)  # the warm points' common start, scored as they are, before their ES steps
+        sizes = learner_sizes(run.learner, task_spec)
+        scores = {"meta_train": score(run.learner, run.meta_params, tune_task),
+                  **_score_unseen(unseen, lambda task: score(run.learner, run.meta_params, task))}
+        out[f"start {source}"] = {"spec": source, "outer": "warm start", "algorithm_size": sizes.algorithm,
+                                  "state_size": sizes.state, "flops_per_step": step_flops(run.learner, task_spec),
+                                  "scores": scores}
     write_json_atomic(Path(sweep_dir) / "baselines.json", out)
     return out

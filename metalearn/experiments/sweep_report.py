@@ -96,8 +96,9 @@ def baseline_rows(sweep: SweepConfig, baselines: dict, unseen: list[str]) -> lis
     for name, b in baselines.items():
         if name == "tuned_on":
             continue
-        row = {"learner": b["spec"], "outer": "hand-designed", "algorithm": b["algorithm_size"],
-               "state": b["state_size"], "tasks": f"tuned on {tuned_on}",
+        outer = b.get("outer", "hand-designed")  # or the warm points' start, scored before their ES steps
+        row = {"learner": b["spec"], "outer": outer, "algorithm": b["algorithm_size"], "state": b["state_size"],
+               "tasks": f"tuned on {tuned_on}" if outer == "hand-designed" else "its own run's",
                "meta_train": _accuracy(b["scores"]["meta_train"]), "flops_per_step": b["flops_per_step"]}
         rows.append({**row, **{u: _accuracy(b["scores"].get(u)) for u in unseen}})
     return rows
@@ -128,7 +129,8 @@ def markdown_table(rows: list[dict], base_rows: list[dict], unseen: list[str], s
                   "on ordered streams, whole-episode online accuracy otherwise. "
                   "gap = meta-train score minus the mean over the unseen tasks without a query phase. "
                   "Hand-designed learners: the best of their grid on the meta-training distribution. start: "
-                  "fresh (the learner's initialisation) or the run whose meta-parameters began it (warm).")]
+                  "fresh (the learner's initialisation) or the run whose meta-parameters began it (warm); outer "
+                  "'warm start' is that run itself, scored before any of the points' ES steps.")]
     notes += [f"Not run: {u} (its data is not available on this machine)." for u in skipped]
     return "\n".join(lines + notes) + "\n"
 

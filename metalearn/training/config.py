@@ -31,9 +31,13 @@ class MetaTrainConfig:
     eval_episodes: int = 64  # fixed meta-test episodes (same keys every evaluation)
     checkpoint_every: int = 25  # generations between checkpoints (and one at the end)
     seed: int = 0
-    init_from: str = ""  # run dir or pretrained folder whose meta-parameters start the run ('': fresh init)
-    teacher: str = ""  # learner spec whose online predictions are the fitness targets ('': the labels)
-    teacher_temperature: float = 1.0  # the teacher's logits are divided by this before the softmax
+    init_from: str = dataclasses.field(default="", metadata={
+        "help": "warm start: a run dir or pretrained folder whose meta-parameters begin the run"})
+    teacher: str = dataclasses.field(default="", metadata={
+        "help": "distillation: a learner spec (e.g. class_mean) whose online predictions replace the labels "
+                "as the fitness targets"})
+    teacher_temperature: float = dataclasses.field(default=1.0, metadata={
+        "help": "the teacher's logits are divided by this before the softmax"})
 
     def __post_init__(self):
         positive = ("generations", "episode_length", "inner_batch", "episodes_per_member", "eval_every",
