@@ -22,7 +22,11 @@ def feedback(label, logits=None, num_classes=SPEC.num_classes):
 
 
 def trees_equal(a, b) -> bool:
-    return all(np.array_equal(x, y) for x, y in zip(jax.tree.leaves(a), jax.tree.leaves(b)))
+    """Same structure, and leaves of the same values, shapes and dtypes."""
+    if jax.tree.structure(a) != jax.tree.structure(b):
+        return False
+    return all(np.asarray(x).dtype == np.asarray(y).dtype and np.array_equal(x, y)
+               for x, y in zip(jax.tree.leaves(a), jax.tree.leaves(b)))
 
 
 @partial(jax.jit, static_argnums=(2, 3))

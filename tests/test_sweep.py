@@ -227,7 +227,6 @@ def test_the_warm_points_start_is_scored_beside_the_baselines(tmp_path):
               "blocks": [{"learners": ["warm"], "tasks": ["unbounded"]}],
               "unseen": {"digits": "digits"}, "baselines": {"class_mean": ["class_mean"]}}
     sweep = sw.SweepConfig.from_json(config)
-    tmp_path.mkdir(exist_ok=True)
     sw.write_json_atomic(tmp_path / "sweep.json", sweep.to_json())
     start = sw.run_baselines(tmp_path)[f"start {source}"]
     run = load_run(source)

@@ -1,5 +1,6 @@
 """Warm starts (--init-from): a run begins from a shipped or trained algorithm, copied into every VSML group."""
 
+import shutil
 from pathlib import Path
 
 import jax
@@ -12,7 +13,8 @@ from metalearn.learners import TaskSpec, make_learner
 from metalearn.outer import ESConfig
 from metalearn.outer.mesh import make_mesh
 from metalearn.training.config import MetaTrainConfig
-from metalearn.training.loop import MetaTraining
+from metalearn.training.checkpoint import CheckpointError
+from metalearn.training.loop import MetaTraining, meta_train
 from metalearn.training.warm_start import warm_start
 
 SOURCE = str(Path(__file__).resolve().parents[1] / "pretrained" / "vsml-digits")
@@ -54,12 +56,44 @@ def test_a_hidden_layer_reuses_the_shared_parameters():
     assert trees_equal(params, load_run(SOURCE).meta_params)
 
 
+def test_groups_with_a_hidden_layer_compute_what_the_one_group_network_computes():
+    source = load_run(SOURCE)
+    plain, grouped = make_learner("vsml:hidden=4"), make_learner("vsml:groups=2,hidden=4")  # 256 and 40 connections
+    params = warm_start(grouped, SPEC, grouped.init_meta_params(jax.random.key(3), SPEC), SOURCE)
+    key = jax.random.key(0)
+    s1, sg = plain.init_state(source.meta_params, key, SPEC), grouped.init_state(params, key, SPEC)
+    for t in range(3):
+        x = jax.random.normal(jax.random.key(t), (64,))
+        s1, l1 = plain.step(source.meta_params, s1, x, feedback(t, num_classes=10))
+        sg, lg = grouped.step(params, sg, x, feedback(t, num_classes=10))
+        np.testing.assert_allclose(lg, l1, rtol=1e-5, atol=1e-6)
+
+
 @pytest.mark.parametrize("learner, message", [
-    ("vsml:lstm_size=8", "shapes"),
-    ("vsml:groups=10,lstm_size=8", "lstm_size 8"),
+    ("vsml:lstm_size=8", "lstm_size=8"),
+    ("vsml:groups=10,ticks=1", "ticks=1"),
     ("vsml:groups=10,per_layer=true", "per_layer"),
-    ("meta_rnn", "same learner"),
+    ("meta_rnn", "it is vsml"),
 ])
-def test_a_source_of_another_shape_is_a_clear_error(learner, message):
+def test_a_source_of_another_learner_or_options_is_a_clear_error(learner, message):
     with pytest.raises(ValueError, match=message):
         start(learner)
+
+
+def test_a_missing_source_names_the_flag():
+    learner = make_learner("vsml")
+    with pytest.raises(CheckpointError, match="--init-from runs/nowhere"):
+        warm_start(learner, SPEC, learner.init_meta_params(jax.random.key(0), SPEC), "runs/nowhere")
+
+
+def test_a_resumed_run_does_not_read_its_source_again(tmp_path):
+    """The source may be gone when a warm-started run resumes: the checkpoint holds everything."""
+    source = tmp_path / "source"
+    shutil.copytree(SOURCE, source)
+    config = MetaTrainConfig(outer=ESConfig(population=16, chunk=2), init_from=str(source), generations=1,
+                             episode_length=10, eval_every=1, eval_episodes=2, checkpoint_every=1)
+    first = meta_train(MetaTraining(config, make_mesh(8)), tmp_path / "run", progress=False)
+    shutil.rmtree(source)
+    resumed = meta_train(MetaTraining(config.replace(generations=2), make_mesh(8)), tmp_path / "run", resume=True,
+                         progress=False)
+    assert int(resumed.generation) == 2 and int(first.generation) == 1

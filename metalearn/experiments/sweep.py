@@ -271,6 +271,7 @@ def run_baselines(sweep_dir: Path) -> dict:
     start (`init_from`), if any, is scored alike, so that what their ES steps changed can be read."""
     from metalearn.learners import TaskSpec, learner_sizes, make_learner, step_flops
     from metalearn.training.run import load_run
+    from metalearn.training.warm_start import resolve
     from tasks import load_task
 
     sweep = load_sweep(sweep_dir)
@@ -292,12 +293,13 @@ def run_baselines(sweep_dir: Path) -> dict:
                   **_score_unseen(unseen, lambda task: score(learner, {}, task))}
         out[name] = {"spec": best, "tuning_score": options, "algorithm_size": sizes.algorithm,
                      "state_size": sizes.state, "flops_per_step": step_flops(learner, task_spec), "scores": scores}
-    for source in dict.fromkeys(p.overrides["init_from"] for p in sweep.learners if "init_from" in p.overrides):
-        run = load_run(source)  # the warm points' common start, scored as they are, before their ES steps
+    for source in dict.fromkeys(p.overrides["init_from"] for p in sweep.learners if p.overrides.get("init_from")):
+        run = load_run(resolve(source))  # the warm points' start, scored before their ES steps
         sizes = learner_sizes(run.learner, task_spec)
         scores = {"meta_train": score(run.learner, run.meta_params, tune_task),
                   **_score_unseen(unseen, lambda task: score(run.learner, run.meta_params, task))}
-        out[f"start {source}"] = {"spec": source, "outer": "warm start", "algorithm_size": sizes.algorithm,
+        out[f"start {source}"] = {"spec": source, "outer": "warm start", "tasks": " ".join(run.config.train_tasks),
+                                  "algorithm_size": sizes.algorithm,
                                   "state_size": sizes.state, "flops_per_step": step_flops(run.learner, task_spec),
                                   "scores": scores}
     write_json_atomic(Path(sweep_dir) / "baselines.json", out)

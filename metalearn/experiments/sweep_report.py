@@ -98,7 +98,7 @@ def baseline_rows(sweep: SweepConfig, baselines: dict, unseen: list[str]) -> lis
             continue
         outer = b.get("outer", "hand-designed")  # or the warm points' start, scored before their ES steps
         row = {"learner": b["spec"], "outer": outer, "algorithm": b["algorithm_size"], "state": b["state_size"],
-               "tasks": f"tuned on {tuned_on}" if outer == "hand-designed" else "its own run's",
+               "tasks": f"tuned on {tuned_on}" if outer == "hand-designed" else f"trained on {b['tasks']}",
                "meta_train": _accuracy(b["scores"]["meta_train"]), "flops_per_step": b["flops_per_step"]}
         rows.append({**row, **{u: _accuracy(b["scores"].get(u)) for u in unseen}})
     return rows
@@ -130,7 +130,9 @@ def markdown_table(rows: list[dict], base_rows: list[dict], unseen: list[str], s
                   "gap = meta-train score minus the mean over the unseen tasks without a query phase. "
                   "Hand-designed learners: the best of their grid on the meta-training distribution. start: "
                   "fresh (the learner's initialisation) or the run whose meta-parameters began it (warm); outer "
-                  "'warm start' is that run itself, scored before any of the points' ES steps.")]
+                  "'warm start' is that run itself, scored before any of the points' ES steps (the grouped "
+                  "points compute its function at their start, the hidden-layer ones put it in a deeper "
+                  "network).")]
     notes += [f"Not run: {u} (its data is not available on this machine)." for u in skipped]
     return "\n".join(lines + notes) + "\n"
 

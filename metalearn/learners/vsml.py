@@ -184,21 +184,18 @@ class VSML(MeanMerge):
     def from_single_group(self, source: "VSML", params: PyTree, spec: TaskSpec) -> PyTree:
         """Meta-parameters whose every group starts as the one-group VSML `source`'s `params` (a warm start:
         the same function as `source` at the first generation)."""
-        if not isinstance(source, VSML) or source.groups != 1 or source.per_layer != self.per_layer:
-            raise ValueError(f"a VSML with groups starts from a one-group VSML with the same per_layer "
-                             f"({self.per_layer}); the source is {getattr(source, 'name', source)} with groups="
-                             f"{getattr(source, 'groups', None)}, per_layer={getattr(source, 'per_layer', None)}")
-        self._check_groups(spec)
-        one = jax.eval_shape(self._shared_params, jax.random.key(0))
+        if self.groups == 1 or source.groups != 1:
+            raise ValueError(f"a VSML with groups starts from a one-group VSML; here groups={self.groups} and the "
+                             f"source's groups={source.groups}")
         layers = params if self.per_layer else [params]
-        if len(layers) != len(self.widths(spec)) - 1:
-            raise ValueError(f"the source has {len(layers)} layers' parameters, this VSML "
-                             f"{len(self.widths(spec)) - 1} layers; use the same hidden layers")
-        for p in layers:
-            if jax.tree.structure(p) != jax.tree.structure(one) or any(
-                    jnp.shape(x) != y.shape for x, y in zip(jax.tree.leaves(p), jax.tree.leaves(one))):
-                raise ValueError(f"its parameters do not have this VSML's shapes (lstm_size {self.lstm_size}, "
-                                 f"msg_size {self.msg_size}, gate_init {self.gate_init!r}); use the source's")
+        one = jax.eval_shape(self._shared_params, jax.random.key(0))
+        if len(layers) != (len(self.widths(spec)) - 1 if self.per_layer else 1) or any(
+                jax.tree.structure(p) != jax.tree.structure(one)
+                or any(jnp.shape(x) != y.shape for x, y in zip(jax.tree.leaves(p), jax.tree.leaves(one)))
+                for p in layers):
+            per_layer = f" and {len(self.widths(spec)) - 1} layers' own parameters" if self.per_layer else ""
+            raise ValueError(f"its parameters are not those of a one-group VSML with lstm_size {self.lstm_size} "
+                             f"and msg_size {self.msg_size}{per_layer}")
         grouped = [self._grouped(jax.tree.map(jnp.asarray, p)) for p in layers]
         return grouped if self.per_layer else grouped[0]
 

@@ -33,6 +33,9 @@ def run_episode(learner: Learner, meta_params: PyTree, key: chex.PRNGKey, episod
     by the learner's own rule (`learner.merge`: VSML's average, for online SGD minibatch SGD; kNN refuses).
     """
     length = episode.y.shape[0]
+    if targets is not None and targets.shape != (length, num_classes):
+        raise ValueError(f"targets must be [steps, classes] = {(length, num_classes)} class probabilities, one row "
+                         f"per step of the episode; got shape {targets.shape}")
     state = learner.init_state(meta_params, key, TaskSpec(episode.x.shape[-1], num_classes, length))
     if batch > 1:
         if length % batch:
@@ -56,7 +59,7 @@ def run_episode(learner: Learner, meta_params: PyTree, key: chex.PRNGKey, episod
         next_feedback = Feedback.from_prediction(logits, y, given)
         return (state, next_feedback), (loss, jnp.argmax(logits, -1) == y, logits)
 
-    per_step = (episode.x, episode.y, episode.feedback_mask, episode.y if targets is None else targets)
+    per_step = (episode.x, episode.y, episode.feedback_mask, episode.y if targets is None else targets)  # y: unused
     shaped = [a.reshape(length // batch, batch, *a.shape[1:]) if batch > 1 else a for a in per_step]
     feedback = Feedback.zeros(num_classes)
     if batch > 1:
@@ -66,7 +69,9 @@ def run_episode(learner: Learner, meta_params: PyTree, key: chex.PRNGKey, episod
 
 
 class Teacher(NamedTuple):
-    """A learner whose online predictions, softened by `temperature`, are the targets of distillation."""
+    """A hand-designed learner whose online predictions, softened by `temperature`, are the targets of
+    distillation. It reads the episode one example per step whatever the student's inner batch, and under ES
+    every member recomputes them (cheap next to the student for the hand-designed learners)."""
 
     learner: Learner
     meta_params: PyTree

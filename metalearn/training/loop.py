@@ -83,9 +83,11 @@ class MetaTraining:
             self._generation, donate_argnums=0)
         self.evaluate: Callable[[PyTree, Task, chex.PRNGKey], Evaluation] = jax.jit(self._evaluate)
 
-    def init(self) -> RunState:
+    def init(self, warm: bool = True) -> RunState:
+        """The state of generation 0: the learner's initialisation, or with `warm` the meta-parameters of
+        `config.init_from` (a template to restore into needs neither: `warm=False` skips reading it)."""
         params = self.learner.init_meta_params(keys.init(self.config.seed), self.spec)
-        if self.config.init_from:
+        if warm and self.config.init_from:
             params = warm_start(self.learner, self.spec, params, self.config.init_from)
         state = RunState(self.outer.init(params), jnp.int32(0), jax.random.key_data(keys.root(self.config.seed)))
         return replicate(state, self.mesh)
@@ -135,14 +137,19 @@ class MetaTraining:
 
 
 def _teacher(config: MetaTrainConfig, spec: TaskSpec) -> Teacher | None:
-    """The learner distilled from (`config.teacher`), with its own initial meta-parameters; None: labels."""
+    """The hand-designed learner distilled from (`config.teacher`); None: the labels are the targets."""
     if not config.teacher:
         return None
     try:
         learner = make_learner(config.teacher)
+        params = learner.init_meta_params(keys.init(config.seed), spec)
     except (ValueError, TypeError) as err:
         raise ValueError(f"teacher {config.teacher!r}: {err}") from None
-    return Teacher(learner, learner.init_meta_params(keys.init(config.seed), spec), config.teacher_temperature)
+    if jax.tree.leaves(params):
+        raise ValueError(f"teacher {config.teacher!r} has meta-parameters, which would be a random initialisation "
+                         f"here; a teacher is a hand-designed learner (class_mean, sgd:lr=..., adam:lr=..., knn, "
+                         f"slda).")
+    return Teacher(learner, params, config.teacher_temperature)
 
 
 def _load(specs: Sequence[str], split: str, role: str) -> tuple[Task, ...]:
@@ -170,9 +177,10 @@ def reference_scores(training: MetaTraining, params: PyTree) -> dict[str, dict]:
 def _start(training: MetaTraining, run_dir: Path, resume: bool, resume_from: int | None) -> RunState:
     """The state to continue from: a restored checkpoint (the last, or `resume_from`, dropping the later
     ones), or a fresh one; a fresh start clears checkpoints of an earlier run, so `best/` is this run's."""
-    main, state = distributed.is_main(), training.init()
     steps = checkpoint.saved_steps(run_dir) if resume else []
-    if steps or resume_from is not None:
+    restoring = bool(steps) or resume_from is not None
+    main, state = distributed.is_main(), training.init(warm=not restoring)  # a resumed run is not warm-started again
+    if restoring:
         step = checkpoint.resume_step(run_dir, steps, resume_from)
         state = replicate(checkpoint.restore(run_dir, step, state, steps), training.mesh)
         if any(s > step for s in steps):  # every process: an orbax manager is a collective with several
