@@ -13,6 +13,7 @@ from metalearn.learners import TaskSpec, make_learner
 from metalearn.outer import ESConfig
 from metalearn.outer.mesh import make_mesh
 from metalearn.training.config import MetaTrainConfig
+from metalearn.training import pretrained
 from metalearn.training.checkpoint import CheckpointError
 from metalearn.training.loop import MetaTraining, meta_train
 from metalearn.training.warm_start import warm_start
@@ -88,12 +89,16 @@ def test_a_missing_source_names_the_flag():
 
 def test_a_resumed_run_does_not_read_its_source_again(tmp_path):
     """The source may be gone when a warm-started run resumes: the checkpoint holds everything."""
-    source = tmp_path / "source"
-    shutil.copytree(SOURCE, source)
-    config = MetaTrainConfig(outer=ESConfig(population=16, chunk=2), init_from=str(source), generations=1,
-                             episode_length=10, eval_every=1, eval_episodes=2, checkpoint_every=1)
-    first = meta_train(MetaTraining(config, make_mesh(8)), tmp_path / "run", progress=False)
+    config = MetaTrainConfig(outer=ESConfig(population=16, chunk=2), generations=1, episode_length=10, eval_every=1,
+                             eval_episodes=2, checkpoint_every=1, learner="vsml:lstm_size=4,msg_size=2,ticks=1")
+    learner, spec = make_learner(config.learner), TaskSpec(64, 10, 10)
+    source = tmp_path / "source"  # a small pretrained folder of the run's own learner
+    pretrained.write(source, learner.init_meta_params(jax.random.key(5), spec),
+                     {"config": config.to_json(), "task_spec": spec._asdict(),
+                      "pretrained": {"generation": 0, "checkpoint": "latest"}}, "a test source")
+    warm = config.replace(init_from=str(source))
+    first = meta_train(MetaTraining(warm, make_mesh(8)), tmp_path / "run", progress=False)
     shutil.rmtree(source)
-    resumed = meta_train(MetaTraining(config.replace(generations=2), make_mesh(8)), tmp_path / "run", resume=True,
+    resumed = meta_train(MetaTraining(warm.replace(generations=2), make_mesh(8)), tmp_path / "run", resume=True,
                          progress=False)
     assert int(resumed.generation) == 2 and int(first.generation) == 1
