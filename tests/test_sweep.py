@@ -18,6 +18,7 @@ from metalearn.experiments import sweep as sw
 from metalearn.experiments.presets import PRESETS
 from metalearn.experiments.sweep_report import baseline_rows, mean_interval, summarize
 from metalearn.learners import TaskSpec, learner_sizes, make_learner
+from metalearn.outer import ESConfig
 from metalearn.training import checkpoint, keys
 from tasks import load_task
 
@@ -104,17 +105,19 @@ def test_the_axis_preset_spans_the_ratio_under_one_es_budget():
     ratio = {p.label: math.log10(learner_sizes(make_learner(p.learner), spec).algorithm
                                  / learner_sizes(make_learner(p.learner), spec).state) for p in sweep.learners}
     points = sweep.points()
-    budgets = {(type(c.outer).__name__, c.outer.population, c.generations, c.episodes_per_member, c.episode_length)
-               for c in (sweep.meta_config(p) for p in points)}
-    assert budgets == {("ESConfig", 64, 100, 1, 100)}
-    distinct = sorted({round(ratio[p.learner.label], 2) for p in points})
+    budgets = {(c.outer.population, c.generations, c.episodes_per_member, c.episode_length)
+               for c in (sweep.meta_config(p) for p in points) if isinstance(c.outer, ESConfig)}
+    assert budgets == {(64, 100, 1, 100)}
+    backprop = {p.learner.label for p in points if p.learner.outer == "backprop"}
+    assert backprop and all(label.endswith("-warm-bp") for label in backprop)  # the ES points' extra comparison
+    distinct = sorted({round(ratio[p.learner.label], 2) for p in points if p.learner.outer == "es"})
     assert len(distinct) >= 6 and distinct[0] <= -1.5 and distinct[-1] >= 1.5
     levels = {}
     for p in points:
         levels.setdefault(p.learner.label, set()).add((p.task.label, p.seed))
     assert all({s for _, s in seeds} == {0, 1, 2} for seeds in levels.values())
     # every ratio from a fresh start and from the same warm start; the warm ones' ends and middle crossed
-    warm = [p for p in sweep.learners if "init_from" in p.overrides]
+    warm = [p for p in sweep.learners if "init_from" in p.overrides and p.outer == "es"]
     fresh = [p for p in sweep.learners if not {"noise_rank", "init_from"} & set(p.overrides)]
     assert {ratio[p.label] for p in fresh} == {ratio[p.label] for p in warm}
     full_rank = sorted((p.label for p in warm if "noise_rank" not in p.overrides), key=ratio.get)

@@ -63,8 +63,9 @@ CPU = {
 
 # Same ES budget for every point: population 64 x 100 generations x one 100-step episode per member. Measured
 # on 2 idle cores (seconds per generation): hidden=48 4.4, hidden=16 1.8, G=1 0.7, G=245 3.2; the fresh block's
-# 18 runs took ~3.6 h of one-core time on the shared machine, all 57 runs (fresh + warm + crossing) about
-# 10 h of one-core time, i.e. ~5 h with `--workers 2`: more than the issue's 3 h, so it spans sessions.
+# 18 runs took ~3.6 h of one-core time on the shared machine, the 57 ES runs (fresh + warm + crossing) about
+# 10 h and the 12 backprop runs about 2.5 h more, i.e. ~6 h with `--workers 2`: more than the issue's 3 h, so
+# it spans sessions.
 _AXIS_ES = {**_ES, "population": 64, "generations": 100}
 # log10(algorithm / state) at 7x7 -> 10: hidden=48 -1.58, hidden=16 -1.10, G=1 -0.82, G=10 +0.18 (one LSTM per
 # output unit), G=49 +0.87 (one per input pixel), G=245 +1.57 (pairs of connections of one output unit).
@@ -76,6 +77,11 @@ _AXIS_POINTS = {"vsml-h48": "vsml:hidden=48", "vsml-h16": "vsml:hidden=16", "vsm
 # budget, so the fresh block measures where ES stops finding a learner, the warm block what ES does with
 # more algorithm (or more state) once it has one. Relative to the repository root, where sweeps are run.
 _WARM_FROM = "pretrained/vsml-mnist7"
+# The same two warm ends trained by backprop through the episode, whose exact per-group gradient does not
+# degrade with G as the ES estimate does: 16 episodes per step, 100 steps (8 s per step for G = 245 on the
+# shared cores, measured; 1,600 episodes against ES's 6,400 member-episodes, each about 3x the cost).
+_AXIS_BACKPROP = {"lr": 0.001, "episodes_per_member": 16, "generations": 100, "eval_every": 50,
+                  "checkpoint_every": 25}
 _WARM = {f"{label}-warm": spec for label, spec in _AXIS_POINTS.items()}
 
 AXIS = {
@@ -86,7 +92,9 @@ AXIS = {
                 + [{"label": label, "learner": spec, "outer": "es", "overrides": {**_AXIS_ES, "init_from": _WARM_FROM}}
                    for label, spec in _WARM.items()]
                 + [{"label": "vsml-g245-warm-r4", "learner": "vsml:groups=245", "outer": "es",  # rank-4 noise
-                    "overrides": {**_AXIS_ES, "init_from": _WARM_FROM, "noise_rank": 4}}],
+                    "overrides": {**_AXIS_ES, "init_from": _WARM_FROM, "noise_rank": 4}}]
+                + [{"label": f"{label}-bp", "learner": _WARM[label], "outer": "backprop",
+                    "overrides": {**_AXIS_BACKPROP, "init_from": _WARM_FROM}} for label in ("vsml-warm", "vsml-g245-warm")],
     "tasks": _task_levels(7, (4, 64), 49)[:3],
     # The task axis crosses the warm points (the fresh ones at both ends stayed at chance, so they have
     # nothing to memorize): the two ends and the middle, 4 and 64 fixed tasks.
@@ -96,6 +104,7 @@ AXIS = {
         {"learners": ["vsml-g245-warm", "vsml-g10-warm", "vsml-h48-warm"], "tasks": ["4", "64"]},
         {"learners": ["vsml-h16-warm", "vsml-h48-warm"], "tasks": ["unbounded"]},
         {"learners": ["vsml-g245-warm-r4"], "tasks": ["unbounded"]},
+        {"learners": ["vsml-warm-bp", "vsml-g245-warm-bp"], "tasks": ["4", "unbounded"]},
     ],
     "seeds": [0, 1, 2],
     # Unseen: new images of MNIST under new label permutations, other datasets, an input transform no point
