@@ -1,5 +1,6 @@
 """Warm starts (--init-from): a run begins from a shipped or trained algorithm, copied into every VSML group."""
 
+import json
 import shutil
 from pathlib import Path
 
@@ -102,3 +103,4 @@ def test_a_resumed_run_does_not_read_its_source_again(tmp_path):
     resumed = meta_train(MetaTraining(warm.replace(generations=2), make_mesh(8)), tmp_path / "run", resume=True,
                          progress=False)
     assert int(resumed.generation) == 2 and int(first.generation) == 1
+    assert "warm start" in json.loads((tmp_path / "run" / "baselines.json").read_text())  # generation 0's scores

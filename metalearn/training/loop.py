@@ -164,9 +164,10 @@ def _load(specs: Sequence[str], split: str, role: str) -> tuple[Task, ...]:
 
 
 def reference_scores(training: MetaTraining, params: PyTree) -> dict[str, dict]:
-    """Meta-test scores of the untrained algorithm and of hand-designed learners on the same episodes."""
+    """Meta-test scores of the algorithm at generation 0 ('untrained', or 'warm start' when the run began from
+    another's meta-parameters) and of hand-designed learners on the same episodes."""
     cfg, key = training.config, training.eval_key
-    scores = {"untrained": training.evaluate_all(params)}
+    scores = {"warm start" if cfg.init_from else "untrained": training.evaluate_all(params)}
     for spec in ("sgd", "class_mean"):
         baseline = make_learner(spec)
         run = jax.jit(lambda t: evaluate(baseline, {}, t, key, cfg.eval_episodes, cfg.episode_length))
@@ -200,7 +201,7 @@ def meta_train(training: MetaTraining, run_dir: Path, resume: bool = False, prog
     Files: run.json (config, task shape, `command`: the command line that started the run, environment);
     metrics.jsonl (one line per generation; evaluation lines add val_score, test_score, test_acc,
     test_acc_last20 and per-task scores); training.png (fitness, validation and meta-test scores);
-    baselines.json (untrained algorithm, online SGD and nearest class mean on the evaluation episodes);
+    baselines.json (the algorithm at generation 0, online SGD and nearest class mean on the evaluation episodes);
     checkpoints/ (orbax, every `checkpoint_every` generations and at the end, the last 3 kept); best/ (the
     checkpoint with the highest val_score so far: chosen on validation tasks, never on meta-test ones).
 
