@@ -25,7 +25,18 @@ SPEC = TaskSpec(64, 10)  # digits: 8 x 8 inputs, 10 classes (640 connections)
 
 def start(spec_text: str, spec: TaskSpec = SPEC):
     learner = make_learner(spec_text)
-    return learner, warm_start(learner, spec, learner.init_meta_params(jax.random.key(3), spec), SOURCE)
+    return learner, warm_start(learner, learner.init_meta_params(jax.random.key(3), spec), SOURCE)
+
+
+def assert_same_logits(learner_a, params_a, learner_b, params_b, steps=3):
+    """Both learners, from the same state key, predict the same logits on the same inputs and feedback."""
+    key = jax.random.key(0)
+    sa, sb = learner_a.init_state(params_a, key, SPEC), learner_b.init_state(params_b, key, SPEC)
+    for t in range(steps):
+        x = jax.random.normal(jax.random.key(t), (SPEC.input_size,))
+        sa, la = learner_a.step(params_a, sa, x, feedback(t, num_classes=SPEC.num_classes))
+        sb, lb = learner_b.step(params_b, sb, x, feedback(t, num_classes=SPEC.num_classes))
+        np.testing.assert_allclose(lb, la, rtol=1e-5, atol=1e-6)
 
 
 def test_a_run_starts_from_the_sources_meta_parameters():
@@ -44,13 +55,7 @@ def test_every_group_starts_as_the_one_group_source_and_computes_what_it_compute
     else:
         for name, x in params.items():
             np.testing.assert_array_equal(x, np.broadcast_to(source.meta_params[name], x.shape))
-    key = jax.random.key(0)
-    s1, sg = source.learner.init_state(source.meta_params, key, SPEC), learner.init_state(params, key, SPEC)
-    for t in range(3):
-        x = jax.random.normal(jax.random.key(t), (64,))
-        s1, l1 = source.learner.step(source.meta_params, s1, x, feedback(t, num_classes=10))
-        sg, lg = learner.step(params, sg, x, feedback(t, num_classes=10))
-        np.testing.assert_allclose(lg, l1, rtol=1e-5, atol=1e-6)
+    assert_same_logits(source.learner, source.meta_params, learner, params)
 
 
 def test_a_hidden_layer_reuses_the_shared_parameters():
@@ -61,14 +66,8 @@ def test_a_hidden_layer_reuses_the_shared_parameters():
 def test_groups_with_a_hidden_layer_compute_what_the_one_group_network_computes():
     source = load_run(SOURCE)
     plain, grouped = make_learner("vsml:hidden=4"), make_learner("vsml:groups=2,hidden=4")  # 256 and 40 connections
-    params = warm_start(grouped, SPEC, grouped.init_meta_params(jax.random.key(3), SPEC), SOURCE)
-    key = jax.random.key(0)
-    s1, sg = plain.init_state(source.meta_params, key, SPEC), grouped.init_state(params, key, SPEC)
-    for t in range(3):
-        x = jax.random.normal(jax.random.key(t), (64,))
-        s1, l1 = plain.step(source.meta_params, s1, x, feedback(t, num_classes=10))
-        sg, lg = grouped.step(params, sg, x, feedback(t, num_classes=10))
-        np.testing.assert_allclose(lg, l1, rtol=1e-5, atol=1e-6)
+    params = warm_start(grouped, grouped.init_meta_params(jax.random.key(3), SPEC), SOURCE)
+    assert_same_logits(plain, source.meta_params, grouped, params)
 
 
 @pytest.mark.parametrize("learner, message", [
@@ -85,7 +84,7 @@ def test_a_source_of_another_learner_or_options_is_a_clear_error(learner, messag
 def test_a_missing_source_names_the_flag():
     learner = make_learner("vsml")
     with pytest.raises(CheckpointError, match="--init-from runs/nowhere"):
-        warm_start(learner, SPEC, learner.init_meta_params(jax.random.key(0), SPEC), "runs/nowhere")
+        warm_start(learner, learner.init_meta_params(jax.random.key(0), SPEC), "runs/nowhere")
 
 
 def test_a_resumed_run_does_not_read_its_source_again(tmp_path):

@@ -284,20 +284,23 @@ def run_baselines(sweep_dir: Path) -> dict:
     task_spec = TaskSpec(tune_task.input_size, tune_task.num_classes, tune_task.episode_length(length))
 
     out = {"tuned_on": widest.spec}
+
+    def all_scores(learner, params) -> dict:
+        return {"meta_train": score(learner, params, tune_task),
+                **_score_unseen(unseen, lambda task: score(learner, params, task))}
+
     for name, specs in sweep.baselines.items():
         options = {spec: tune(make_learner(spec), {}, tune_task)["score"] for spec in specs}
         best = max(options, key=lambda spec: -math.inf if math.isnan(options[spec]) else options[spec])
         learner = make_learner(best)
         sizes = learner_sizes(learner, task_spec)
-        scores = {"meta_train": score(learner, {}, tune_task),
-                  **_score_unseen(unseen, lambda task: score(learner, {}, task))}
+        scores = all_scores(learner, {})
         out[name] = {"spec": best, "tuning_score": options, "algorithm_size": sizes.algorithm,
                      "state_size": sizes.state, "flops_per_step": step_flops(learner, task_spec), "scores": scores}
     for source in dict.fromkeys(p.overrides["init_from"] for p in sweep.learners if p.overrides.get("init_from")):
         run = load_run(resolve(source))  # the warm points' start, scored before their ES steps
         sizes = learner_sizes(run.learner, task_spec)
-        scores = {"meta_train": score(run.learner, run.meta_params, tune_task),
-                  **_score_unseen(unseen, lambda task: score(run.learner, run.meta_params, task))}
+        scores = all_scores(run.learner, run.meta_params)
         out[f"start {source}"] = {"spec": source, "outer": "warm start", "tasks": " ".join(run.config.train_tasks),
                                   "algorithm_size": sizes.algorithm,
                                   "state_size": sizes.state, "flops_per_step": step_flops(run.learner, task_spec),

@@ -181,23 +181,13 @@ class VSML(MeanMerge):
     def _group_params(self, key: chex.PRNGKey) -> PyTree:
         return self._grouped(self._shared_params(key))
 
-    def from_single_group(self, source: "VSML", params: PyTree, spec: TaskSpec) -> PyTree:
+    def from_single_group(self, source: "VSML", params: PyTree) -> PyTree:
         """Meta-parameters whose every group starts as the one-group VSML `source`'s `params` (a warm start:
-        the same function as `source` at the first generation)."""
+        the same function as `source` at the first generation). The caller checks the shapes it gets."""
         if self.groups == 1 or source.groups != 1:
             raise ValueError(f"a VSML with groups starts from a one-group VSML; here groups={self.groups} and the "
                              f"source's groups={source.groups}")
-        layers = params if self.per_layer else [params]
-        one = jax.eval_shape(self._shared_params, jax.random.key(0))
-        if len(layers) != (len(self.widths(spec)) - 1 if self.per_layer else 1) or any(
-                jax.tree.structure(p) != jax.tree.structure(one)
-                or any(jnp.shape(x) != y.shape for x, y in zip(jax.tree.leaves(p), jax.tree.leaves(one)))
-                for p in layers):
-            per_layer = f" and {len(self.widths(spec)) - 1} layers' own parameters" if self.per_layer else ""
-            raise ValueError(f"its parameters are not those of a one-group VSML with lstm_size {self.lstm_size} "
-                             f"and msg_size {self.msg_size}{per_layer}")
-        grouped = [self._grouped(jax.tree.map(jnp.asarray, p)) for p in layers]
-        return grouped if self.per_layer else grouped[0]
+        return [self._grouped(p) for p in params] if self.per_layer else self._grouped(params)
 
     def _grouped(self, p: PyTree) -> PyTree:
         """One parameter set, copied to every group (leading axis G) when there are several, or with

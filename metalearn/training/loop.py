@@ -88,7 +88,7 @@ class MetaTraining:
         `config.init_from` (a template to restore into needs neither: `warm=False` skips reading it)."""
         params = self.learner.init_meta_params(keys.init(self.config.seed), self.spec)
         if warm and self.config.init_from:
-            params = warm_start(self.learner, self.spec, params, self.config.init_from)
+            params = warm_start(self.learner, params, self.config.init_from)
         state = RunState(self.outer.init(params), jnp.int32(0), jax.random.key_data(keys.root(self.config.seed)))
         return replicate(state, self.mesh)
 

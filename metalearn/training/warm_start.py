@@ -16,7 +16,7 @@ from pathlib import Path
 import jax
 import numpy as np
 
-from metalearn.learners import Learner, TaskSpec
+from metalearn.learners import Learner
 from metalearn.learners.base import PyTree
 from metalearn.training.checkpoint import CheckpointError
 from metalearn.training.run import load_run
@@ -46,7 +46,7 @@ def _differing_options(learner: Learner, source: Learner) -> list[str]:
             if k not in REUSING_OPTIONS and mine[k] != theirs.get(k)]
 
 
-def warm_start(learner: Learner, spec: TaskSpec, template: PyTree, source: str) -> PyTree:
+def warm_start(learner: Learner, template: PyTree, source: str) -> PyTree:
     """`learner`'s meta-parameters taken from the run or pretrained folder `source`: the same arrays when the
     parameter trees match `template` (the learner's own initialisation), or the learner's expansion of them
     (`from_single_group`), cast to the template's dtypes. Anything else is a one-paragraph error."""
@@ -54,20 +54,21 @@ def warm_start(learner: Learner, spec: TaskSpec, template: PyTree, source: str) 
         run = load_run(resolve(source))
     except CheckpointError as err:
         raise CheckpointError(f"--init-from {source}: {err}") from None
-    if type(run.learner) is not type(learner) or _differing_options(learner, run.learner):
-        what = (f"it is {run.learner.name}" if type(run.learner) is not type(learner)
-                else "these options differ: " + ", ".join(_differing_options(learner, run.learner)))
+    differing = type(run.learner) is type(learner) and _differing_options(learner, run.learner)
+    if type(run.learner) is not type(learner) or differing:
+        what = f"it is {run.learner.name}" if not differing else "these options differ: " + ", ".join(differing)
         raise ValueError(f"cannot warm-start {learner.name} from {source} (learner {run.config.learner!r}): {what}. "
                          f"A warm start needs the same learner and options (only {', '.join(REUSING_OPTIONS)} "
                          f"may differ); pass a run of the same learner, or drop --init-from.")
     params = run.meta_params
     if _shapes(params) != _shapes(template):
         expand = getattr(learner, "from_single_group", None)
-        if expand is None:
-            raise ValueError(f"cannot warm-start {learner.name} from {source}: its meta-parameters do not have "
-                             f"the shapes of this learner's; pass a run of the same learner and task shape.")
         try:
-            params = expand(run.learner, params, spec)
+            params = expand(run.learner, params) if expand else params
         except ValueError as err:
             raise ValueError(f"cannot warm-start from {source}: {err}") from None
+    if _shapes(params) != _shapes(template):
+        raise ValueError(f"cannot warm-start {learner.name} from {source}: its meta-parameters do not have the "
+                         f"shapes of this learner's (other layers or task shape); pass a run of the same learner "
+                         f"and task shape.")
     return jax.tree.map(lambda x, t: np.asarray(x, dtype=t.dtype), params, template)
