@@ -1,7 +1,8 @@
-"""Several processes, one run: 2 processes x 4 fake CPU devices on localhost (jax.distributed, gloo) give the
-same meta-parameters as 1 process x 8 devices and 1 x 1; a killed worker stops the launcher, and --resume
-finishes the run."""
+"""Several processes, one run: 2 processes x 4 fake CPU devices on localhost (jax.distributed, gloo). SIGTERM
+to every process saves one generation, a killed worker stops the launcher, --resume finishes the run, and
+it ends with the same meta-parameters as 1 process x 8 devices and 1 x 1."""
 
+import json
 import os
 import re
 import signal
@@ -45,53 +46,76 @@ def params(run_dir):
     return [np.asarray(x) for x in jax.tree.leaves(load_run(run_dir).meta_params)]
 
 
-@pytest.mark.slow
-def test_two_processes_match_one_process(devices, tmp_path):
-    proc = cluster(tmp_path / "2x4", CONFIG)
-    out, err = proc.communicate(timeout=180)
-    assert proc.returncode == 0, err[-3000:]
-    assert "8 cpu device(s) in 2 processes" in out and "done:" in out
-    for name, n in (("1x8", 8), ("1x1", 1)):
-        meta_train(MetaTraining(CONFIG, make_mesh(n)), tmp_path / name, progress=False)
-    run = load_run(tmp_path / "2x4")
-    assert run.step == 2 and run.steps == [1, 2] and run.info["environment"]["process_count"] == 2
-    for name in ("1x8", "1x1"):
-        for a, b in zip(params(tmp_path / "2x4"), params(tmp_path / name), strict=True):
-            np.testing.assert_allclose(a, b, atol=1e-5)
-    lines = (tmp_path / "2x4" / "metrics.jsonl").read_text().splitlines()
-    assert len(lines) == 2  # written once, by process 0
+def launcher_pids(log):
+    return [int(p) for p in re.search(r"pids ([\d ]+)", log.read_text()).group(1).split()]
+
+
+def logged(run_dir):
+    path = run_dir / "metrics.jsonl"
+    return len(path.read_text().splitlines()) if path.exists() else 0
+
+
+def wait_for(condition, proc, log, timeout=150):
+    deadline = time.monotonic() + timeout
+    while not condition():
+        assert proc.poll() is None, log.read_text()[-3000:]
+        assert time.monotonic() < deadline, f"timed out; launcher stderr: {log.read_text()[-3000:]}"
+        time.sleep(0.05)
+
+
+def stopped_cluster(proc):
+    if proc.poll() is None:
+        proc.kill()
+        proc.wait()
+    proc.stdout.close()
 
 
 @pytest.mark.slow
-def test_killed_worker_stops_the_launcher_and_resume_finishes(tmp_path):
-    run_dir, log = tmp_path / "killed", tmp_path / "launcher.err"
+def test_a_multi_process_run_survives_sigterm_and_a_killed_worker_and_matches_one_process(tmp_path):
+    """One 2 x 4 run's life, one launch per phase (each launch costs two JAX start-ups): a pre-emption
+    (SIGTERM to every process) saves the same generation everywhere; resumed, a SIGKILLed worker stops the
+    launcher without a hang and leaves that checkpoint intact; resumed again, the run finishes with the
+    meta-parameters of an uninterrupted 1 x 8 and 1 x 1 run."""
+    run_dir, config = tmp_path / "2x4", CONFIG.replace(generations=1000, checkpoint_every=1000, eval_every=1000)
+    log = tmp_path / "sigterm.err"
     with log.open("w") as err:
-        proc = cluster(run_dir, CONFIG.replace(generations=1000), stderr=err)
+        proc = cluster(run_dir, config, stderr=err)
     try:
-        deadline = time.time() + 150
-        while time.time() < deadline and not checkpoint.saved_steps(run_dir):
-            assert proc.poll() is None, log.read_text()[-3000:]
-            time.sleep(0.2)
-        assert checkpoint.saved_steps(run_dir), "no checkpoint within 150 s"
-        pids = [int(p) for p in re.search(r"pids ([\d ]+)", log.read_text()).group(1).split()]
-        os.kill(pids[1], signal.SIGKILL)
+        wait_for(lambda: logged(run_dir) > 0, proc, log)
+        for pid in launcher_pids(log):  # what SLURM does before a pre-emption: every process gets SIGTERM
+            os.kill(pid, signal.SIGTERM)
+        proc.wait(timeout=120)
+    finally:
+        stopped_cluster(proc)
+    assert proc.returncode == 143, log.read_text()[-3000:]
+    stopped = logged(run_dir)
+    assert checkpoint.saved_steps(run_dir)[-1] == stopped and load_run(run_dir).step == stopped
+
+    log = tmp_path / "sigkill.err"
+    with log.open("w") as err:
+        proc = cluster(run_dir, config, "--resume", stderr=err)
+    try:
+        wait_for(lambda: logged(run_dir) > stopped, proc, log)
+        os.kill(launcher_pids(log)[1], signal.SIGKILL)
         killed = time.time()
         proc.wait(timeout=30)  # the launcher stops process 0 itself: no hang in a collective
         assert time.time() - killed < 30
     finally:
-        if proc.poll() is None:
-            proc.kill()
-            proc.wait()
-        proc.stdout.close()
+        stopped_cluster(proc)
     assert proc.returncode != 0
     assert re.search(r"error: process 1 \(pid \d+\) was killed by SIGKILL", log.read_text())
-    last = max(checkpoint.saved_steps(run_dir))
-    resumed = cluster(run_dir, CONFIG.replace(generations=last + 1), "--resume")
+    assert checkpoint.saved_steps(run_dir)[-1] == stopped  # the kill lost nothing that was saved
+
+    final = config.replace(generations=stopped + 1)
+    resumed = cluster(run_dir, final, "--resume")
     out, err = resumed.communicate(timeout=180)
     assert resumed.returncode == 0, err[-3000:]
-    assert f"resuming at generation {last}" in out
-    assert max(checkpoint.saved_steps(run_dir)) == last + 1
-    reference = tmp_path / "uninterrupted"
-    meta_train(MetaTraining(CONFIG.replace(generations=last + 1), make_mesh(8)), reference, progress=False)
-    for a, b in zip(params(run_dir), params(reference), strict=True):  # the same numbers as never killed
-        np.testing.assert_allclose(a, b, atol=1e-5)
+    assert "8 cpu device(s) in 2 processes" in out and f"resuming at generation {stopped}" in out and "done:" in out
+    run = load_run(run_dir)
+    assert run.step == stopped + 1 and run.info["environment"]["process_count"] == 2
+    generations = [json.loads(line)["generation"] for line in (run_dir / "metrics.jsonl").read_text().splitlines()]
+    assert generations == list(range(1, stopped + 2))  # written once, by process 0; the killed run's lines dropped
+    for name, n in (("1x8", 8), ("1x1", 1)):
+        meta_train(MetaTraining(final, make_mesh(n)), tmp_path / name, progress=False)
+        for a, b in zip(params(run_dir), params(tmp_path / name), strict=True):  # the numbers of a quiet run
+            np.testing.assert_allclose(a, b, atol=1e-5)

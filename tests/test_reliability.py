@@ -3,7 +3,6 @@ SIGTERM / Ctrl-C save before stopping, and damaged or stale inputs give one clea
 
 import json
 import os
-import re
 import shutil
 import signal
 import subprocess
@@ -191,29 +190,6 @@ def test_sigterm_and_ctrl_c_save_a_checkpoint_and_a_second_ctrl_c_aborts(tmp_pat
     proc.send_signal(signal.SIGINT)
     assert proc.wait(timeout=60) == -signal.SIGINT  # killed by the signal, not after saving
     assert checkpoint.saved_steps(run)[-1] == stopped
-
-
-@pytest.mark.slow
-def test_a_multi_process_run_stops_on_sigterm_with_every_process_saving_the_same_generation(tmp_path):
-    from test_distributed import CONFIG, cluster
-
-    run, log = tmp_path / "2x4", tmp_path / "launcher.err"
-    with log.open("w") as err:
-        proc = cluster(run, CONFIG.replace(generations=1000, checkpoint_every=1000, eval_every=1000), stderr=err)
-    try:
-        wait_for(lambda: logged(run) > 0 or proc.poll() is not None)
-        pids = [int(p) for p in re.search(r"pids ([\d ]+)", log.read_text()).group(1).split()]
-        for pid in pids:  # what SLURM does before a pre-emption: every process gets SIGTERM
-            os.kill(pid, signal.SIGTERM)
-        proc.wait(timeout=300)
-    finally:
-        if proc.poll() is None:
-            proc.kill()
-            proc.wait()
-        proc.stdout.close()
-    assert proc.returncode == 143, log.read_text()[-3000:]
-    stopped = logged(run)
-    assert checkpoint.saved_steps(run)[-1] == stopped and load_run(run).step == stopped
 
 
 # --- inputs that lie, state that goes stale ------------------------------------------------------------
