@@ -11,6 +11,7 @@ import subprocess
 import sys
 
 FLAG = "--xla_force_host_platform_device_count"
+OPT_FLAG = "--xla_backend_optimization_level"  # the tests compile with 0: faster to compile, slower to run
 
 
 def expose_cpu_cores() -> None:
@@ -33,10 +34,11 @@ def set_device_count(count: int) -> None:
 
 
 def xla_flags_problem() -> str | None:
-    """XLA's complaint about XLA_FLAGS, or None when there are no flags besides the device count or XLA
-    accepts them (checked by starting the CPU backend in a child process: about a second)."""
+    """XLA's complaint about XLA_FLAGS, or None when there are no flags besides the ones this repository
+    sets itself (the device count, the tests' optimization level) or XLA accepts them (checked by starting
+    the CPU backend in a child process: about a second)."""
     flags = os.environ.get("XLA_FLAGS", "").split()
-    if all(f.startswith(FLAG) for f in flags):
+    if all(f.startswith((FLAG, OPT_FLAG)) for f in flags):
         return None
     probe = subprocess.run([sys.executable, "-c", "import jax; jax.devices('cpu')"], capture_output=True, text=True,
                            env={**os.environ, "JAX_PLATFORMS": "cpu"})
