@@ -14,6 +14,7 @@ from pathlib import Path
 import jax
 import numpy as np
 import pytest
+from test_reliability import logged
 
 from metalearn import load_run
 from metalearn.outer import ESConfig
@@ -48,11 +49,6 @@ def params(run_dir):
 
 def launcher_pids(log):
     return [int(p) for p in re.search(r"pids ([\d ]+)", log.read_text()).group(1).split()]
-
-
-def logged(run_dir):
-    path = run_dir / "metrics.jsonl"
-    return len(path.read_text().splitlines()) if path.exists() else 0
 
 
 def wait_for(condition, proc, log, timeout=150):
