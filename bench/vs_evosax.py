@@ -4,10 +4,12 @@
     python bench/vs_evosax.py                 # writes bench/results/vs_evosax.json
     python bench/vs_evosax.py --time-up-to 100000   # time only up to this many parameters (memory: all)
 
-Both run one generation of the same fitness, a quadratic in D meta-parameters shaped as a square matrix:
-it isolates the ES machinery (noise, population, update), which is what differs between the two; the
-learner's cost is the same under both. Peak memory is XLA's memory analysis of the compiled generation
-(temp + arguments + outputs); seconds are the median of 3 runs. Ratios are metalearn / evosax.
+Both run one generation of the same fitness. First a quadratic in D meta-parameters shaped as a square
+matrix: it isolates the ES machinery (noise, population, update), which is what differs between the two.
+Then the real fitness, one 100-step episode per member on digits: VSML (2,416 meta-parameters) and a
+meta-RNN (a large algorithm), under metalearn's generation (members in chunks of pairs, `--chunk auto`) and
+under evosax's ask / `jax.vmap` over the whole population / tell. Peak memory is XLA's memory analysis of the
+compiled generation (temp + arguments + outputs); seconds are the median of 3 runs. Ratios: metalearn / evosax.
 """
 
 from __future__ import annotations
@@ -32,6 +34,11 @@ from evosax.algorithms import Open_ES  # noqa: E402
 
 from metalearn.outer.es import ESConfig  # noqa: E402
 from metalearn.outer.mesh import make_mesh, replicate  # noqa: E402
+from metalearn.training import keys  # noqa: E402
+from metalearn.training.config import MetaTrainConfig  # noqa: E402
+from metalearn.training.loop import MetaTraining  # noqa: E402
+
+LEARNERS = ("vsml", "meta_rnn:hidden=160")  # 2,416 and 158,410 meta-parameters on digits
 
 SIGMA, LR = 0.05, 0.025
 
@@ -46,16 +53,32 @@ def metalearn_generation(params, population: int, mesh):
     return jax.jit(outer.step), (state, jax.random.key(0), params["w"] + 1)
 
 
-def evosax_generation(params, population: int):
+def evosax_generation(params, population: int, fitness_fn=fitness, data=None):
     strategy = Open_ES(population, params, optimizer=optax.adam(LR), std_schedule=optax.constant_schedule(SIGMA))
     state = strategy.init(jax.random.key(0), params, strategy.default_params)
 
-    def step(state, key, target):
+    def step(state, key, data):
         members, state = strategy.ask(key, state, strategy.default_params)
-        fit = jax.vmap(lambda p: fitness(p, target)[0])(members)
+        fit = jax.vmap(lambda p: fitness_fn(p, data)[0])(members)
         return strategy.tell(key, members, fit, state, strategy.default_params)
 
-    return jax.jit(step), (state, jax.random.key(0), params["w"] + 1)
+    return jax.jit(step), (state, jax.random.key(0), params["w"] + 1 if data is None else data)
+
+
+def learner_generations(spec: str, population: int, mesh):
+    """metalearn's and evosax's generation of the same learner fitness (the one meta-training uses) on the
+    same episodes: metalearn's as `meta_train.py` runs it, evosax's on the learner's initial meta-parameters."""
+    config = MetaTrainConfig(learner=spec, outer=ESConfig(population, SIGMA), lr=LR)
+    training = MetaTraining(config, mesh)
+    state = training.init()
+    _, task_key, init_key = keys.generation(keys.root(0), 0)
+    task = training.train_tasks[0]
+    data = ((jax.random.split(init_key, 1), jax.vmap(lambda k: task.sample(k, config.episode_length))(
+        jax.random.split(task_key, 1))),)
+    ours = jax.jit(training._generation), (state, training.train_tasks)  # no donation: it runs 4 times
+    params = training.learner.init_meta_params(keys.init(0), training.spec)
+    theirs = evosax_generation(params, population, training._fitness, data)
+    return training, ours, theirs
 
 
 def measure(step, args, run: bool) -> dict:
@@ -96,8 +119,27 @@ def main() -> None:
             fmt = lambda r, k: f"{r[k]:.3f}" if k in r else "-"  # noqa: E731
             print(f"{side * side:>10,}{population:>6}{fmt(ours, 'seconds_per_generation'):>13}"
                   f"{fmt(theirs, 'seconds_per_generation'):>10}{fmt(row, 'seconds_ratio'):>9}{row['memory_ratio']:>11.3f}")
+    learner_rows = []
+    print(f"{'learner':>22}{'params':>9}{'pop':>6}{'metalearn s':>13}{'evosax s':>10}{'s ratio':>9}"
+          f"{'metalearn MiB':>15}{'evosax MiB':>12}")
+    for spec in LEARNERS:
+        for population in (128, 1024):
+            training, (ours_step, ours_args), theirs = learner_generations(spec, population, mesh)
+            run = population == 128
+            ours, theirs = measure(ours_step, ours_args, run), measure(*theirs, run)
+            size = sum(x.size for x in jax.tree.leaves(training.learner.init_meta_params(keys.init(0), training.spec)))
+            row = {"learner": spec, "parameters": size, "population": population, "metalearn": ours,
+                   "evosax": theirs, "memory_ratio": ours["peak_bytes"] / theirs["peak_bytes"],
+                   "chunk": training.outer_config.chunk}
+            if run:
+                row["seconds_ratio"] = ours["seconds_per_generation"] / theirs["seconds_per_generation"]
+            learner_rows.append(row)
+            fmt = lambda r, k: f"{r[k]:.3f}" if k in r else "-"  # noqa: E731
+            print(f"{spec:>22}{size:>9,}{population:>6}{fmt(ours, 'seconds_per_generation'):>13}"
+                  f"{fmt(theirs, 'seconds_per_generation'):>10}{fmt(row, 'seconds_ratio'):>9}"
+                  f"{ours['peak_bytes'] / 2**20:>15.1f}{theirs['peak_bytes'] / 2**20:>12.1f}")
     args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_text(json.dumps({"devices": len(jax.devices()), "rows": rows}, indent=1))
+    args.out.write_text(json.dumps({"devices": len(jax.devices()), "rows": rows, "learners": learner_rows}, indent=1))
     print(f"wrote {args.out}")
 
 

@@ -141,5 +141,5 @@ def test_backprop_outer_optimizer_trains_through_the_same_loop(devices, tmp_path
 def test_dry_run_prints_the_axes_and_trains_nothing(tmp_path):
     out = cli("--dry-run", "--learner", "meta_rnn:hidden=8", "--run-dir", str(tmp_path / "dry"))
     assert out.returncode == 0, out.stderr
-    assert "algorithm 3,066 meta-parameters, state 16 floats/task" in out.stdout and '"population": 128' in out.stdout
+    assert "algorithm 3,066 meta-parameters, state 16 floats/task" in out.stdout and '"population": 256' in out.stdout
     assert not (tmp_path / "dry").exists()

@@ -38,7 +38,7 @@ class ESConfig:
     are evaluated at once per device (bounds memory and sets speed, not the result; 'auto': as many as fit
     the device, `resolve`); `noise_rank` r > 0 perturbs matrix leaves by rank-r noise (`pair_factors`)."""
 
-    population: int = 128
+    population: int = 256
     sigma: float = 0.05
     chunk: int | str = "auto"
     noise_rank: int = 0
