@@ -43,7 +43,7 @@ def builtin_tanh() -> Iterator[None]:
 def tanh(x: chex.Array) -> chex.Array:
     """tanh as plain multiply-adds and one division: the rational approximation XLA's CPU tanh uses (max
     error 2.7e-7, within 2.4e-7 of `jnp.tanh`), but fused with the cell's other elementwise work, where
-    XLA's built-in op is not: a VSML tick runs 1.4x faster on CPU (bench/README.md). Derivative 1 - tanh^2."""
+    XLA's built-in op is not: a VSML generation runs 1.2x faster on an idle CPU core (bench/README.md). Derivative 1 - tanh^2."""
     return jnp.tanh(x) if _BUILTIN.get() else _rational_tanh(x)
 
 
