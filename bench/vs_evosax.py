@@ -71,14 +71,11 @@ def learner_generations(spec: str, population: int, mesh):
     config = MetaTrainConfig(learner=spec, outer=ESConfig(population, SIGMA), lr=LR)
     training = MetaTraining(config, mesh)
     state = training.init()
-    _, task_key, init_key = keys.generation(keys.root(0), 0)
-    task = training.train_tasks[0]
-    data = ((jax.random.split(init_key, 1), jax.vmap(lambda k: task.sample(k, config.episode_length))(
-        jax.random.split(task_key, 1))),)
+    _, data = training.episodes(keys.root(config.seed), 0, training.train_tasks)  # generation 0's episodes
     ours = jax.jit(training._generation), (state, training.train_tasks)  # no donation: it runs 4 times
-    params = training.learner.init_meta_params(keys.init(0), training.spec)
+    params = training.learner.init_meta_params(keys.init(config.seed), training.spec)
     theirs = evosax_generation(params, population, training._fitness, data)
-    return training, ours, theirs
+    return training, ours, theirs, sum(x.size for x in jax.tree.leaves(params))
 
 
 def measure(step, args, run: bool) -> dict:
@@ -96,6 +93,18 @@ def measure(step, args, run: bool) -> dict:
     return row
 
 
+def compare(ours: dict, theirs: dict, **fields) -> dict:
+    """One table row: both measurements and their ratios (seconds only where both were timed)."""
+    row = {**fields, "metalearn": ours, "evosax": theirs, "memory_ratio": ours["peak_bytes"] / theirs["peak_bytes"]}
+    if "seconds_per_generation" in ours:
+        row["seconds_ratio"] = ours["seconds_per_generation"] / theirs["seconds_per_generation"]
+    return row
+
+
+def fmt(record: dict, key: str) -> str:
+    return f"{record[key]:.3f}" if key in record else "-"
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--time-up-to", type=int, default=10**6)
@@ -111,12 +120,8 @@ def main() -> None:
             run = size <= args.time_up_to
             ours = measure(*metalearn_generation(params, population, mesh), run)
             theirs = measure(*evosax_generation(params, population), run)
-            row = {"parameters": side * side, "population": population, "metalearn": ours, "evosax": theirs,
-                   "memory_ratio": ours["peak_bytes"] / theirs["peak_bytes"]}
-            if run:
-                row["seconds_ratio"] = ours["seconds_per_generation"] / theirs["seconds_per_generation"]
+            row = compare(ours, theirs, parameters=side * side, population=population)
             rows.append(row)
-            fmt = lambda r, k: f"{r[k]:.3f}" if k in r else "-"  # noqa: E731
             print(f"{side * side:>10,}{population:>6}{fmt(ours, 'seconds_per_generation'):>13}"
                   f"{fmt(theirs, 'seconds_per_generation'):>10}{fmt(row, 'seconds_ratio'):>9}{row['memory_ratio']:>11.3f}")
     learner_rows = []
@@ -124,17 +129,12 @@ def main() -> None:
           f"{'metalearn MiB':>15}{'evosax MiB':>12}")
     for spec in LEARNERS:
         for population in (128, 1024):
-            training, (ours_step, ours_args), theirs = learner_generations(spec, population, mesh)
+            training, ours, theirs, size = learner_generations(spec, population, mesh)
             run = population == 128
-            ours, theirs = measure(ours_step, ours_args, run), measure(*theirs, run)
-            size = sum(x.size for x in jax.tree.leaves(training.learner.init_meta_params(keys.init(0), training.spec)))
-            row = {"learner": spec, "parameters": size, "population": population, "metalearn": ours,
-                   "evosax": theirs, "memory_ratio": ours["peak_bytes"] / theirs["peak_bytes"],
-                   "chunk": training.outer_config.chunk}
-            if run:
-                row["seconds_ratio"] = ours["seconds_per_generation"] / theirs["seconds_per_generation"]
+            ours, theirs = measure(*ours, run), measure(*theirs, run)
+            row = compare(ours, theirs, learner=spec, parameters=size, population=population,
+                          chunk=training.outer_config.chunk)
             learner_rows.append(row)
-            fmt = lambda r, k: f"{r[k]:.3f}" if k in r else "-"  # noqa: E731
             print(f"{spec:>22}{size:>9,}{population:>6}{fmt(ours, 'seconds_per_generation'):>13}"
                   f"{fmt(theirs, 'seconds_per_generation'):>10}{fmt(row, 'seconds_ratio'):>9}"
                   f"{ours['peak_bytes'] / 2**20:>15.1f}{theirs['peak_bytes'] / 2**20:>12.1f}")

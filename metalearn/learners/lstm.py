@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import contextlib
 import contextvars
+import functools
 from collections.abc import Iterator
 
 import chex
@@ -51,12 +52,8 @@ def tanh(x: chex.Array) -> chex.Array:
 def _rational_tanh(x: chex.Array) -> chex.Array:
     x = jnp.clip(x, -_CLAMP, _CLAMP)
     x2 = x * x
-    p, q = jnp.full_like(x, _P[0]), jnp.full_like(x, _Q[0])
-    for coefficient in _P[1:]:
-        p = p * x2 + coefficient
-    for coefficient in _Q[1:]:
-        q = q * x2 + coefficient
-    return x * p / q
+    horner = lambda coefficients: functools.reduce(lambda acc, c: acc * x2 + c, coefficients)  # noqa: E731
+    return x * horner(_P) / horner(_Q)
 
 
 @_rational_tanh.defjvp

@@ -100,16 +100,21 @@ class MetaTraining:
     def _generation(self, state: RunState, tasks: tuple) -> tuple[RunState, OuterMetrics]:
         """One outer step. ES: every member is scored on the same episodes of every training task;
         backprop: one gradient step on those episodes, split over devices."""
+        noise_key, data = self.episodes(jax.random.wrap_key_data(state.key), state.generation, tasks)
+        new_es, metrics = self.outer.step(state.es, noise_key, data)
+        new = RunState(new_es, state.generation + 1, state.key)
+        return guards.keep_if_finite(state, new, metrics.fitness), metrics  # not finite: generation stays
+
+    def episodes(self, run_key: chex.PRNGKey, generation: chex.Array | int, tasks: tuple) -> tuple[chex.PRNGKey, tuple]:
+        """Generation `generation`'s noise key and fitness data: per task, (init keys [E], episodes [E, ...])."""
         cfg = self.config
         per_task = cfg.episodes_per_member
-        noise_key, task_key, init_key = keys.generation(jax.random.wrap_key_data(state.key), state.generation)
+        noise_key, task_key, init_key = keys.generation(run_key, generation)
         task_keys = jax.random.split(task_key, len(tasks) * per_task).reshape(len(tasks), per_task)
         init_keys = jax.random.split(init_key, len(tasks) * per_task).reshape(len(tasks), per_task)
         data = tuple((init_keys[i], jax.vmap(lambda k: task.sample(k, cfg.episode_length))(task_keys[i]))
                      for i, task in enumerate(tasks))
-        new_es, metrics = self.outer.step(state.es, noise_key, data)
-        new = RunState(new_es, state.generation + 1, state.key)
-        return guards.keep_if_finite(state, new, metrics.fitness), metrics  # not finite: generation stays
+        return noise_key, data
 
     @property
     def eval_key(self) -> chex.PRNGKey:
