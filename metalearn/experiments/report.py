@@ -41,20 +41,33 @@ def write_results(out_dir: Path, rows: list[dict], curves: dict, meta: dict) -> 
     return [csv_path, json_path]
 
 
+def smoothing_window(steps: int) -> int:
+    """Steps averaged per plotted point: 1 up to 200 steps, then ~1% of the episode, so that a long
+    episode's curves show the trend instead of the per-step noise of a few dozen episodes."""
+    return 1 if steps <= 200 else steps // 100
+
+
 def plot_curves(out_dir: Path, task: str, curves: dict[str, dict]) -> Path:
-    """Online accuracy per inner step, one line per learner with its 95% band, for one task."""
+    """Online accuracy per inner step, one line per learner with its 95% band, for one task (a moving
+    average over `smoothing_window` steps on long episodes, said in the title; the band is then the
+    per-step intervals averaged, wider than the average's own)."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
+    from scipy.ndimage import uniform_filter1d
 
     fig, ax = plt.subplots(figsize=(7, 4.2))
+    window = 1
     for learner, curve in curves.items():
-        mean, ci = np.asarray(curve["acc"]), np.asarray(curve["acc_ci"])
+        mean, ci = np.asarray(curve["acc"], float), np.asarray(curve["acc_ci"], float)
+        window = smoothing_window(len(mean))
+        mean, ci = (uniform_filter1d(a, window, mode="nearest") for a in (mean, ci))
         steps = np.arange(1, len(mean) + 1)
         ax.plot(steps, mean, label=learner, lw=1.6 if learner.startswith("learned") else 1.1)
         ax.fill_between(steps, mean - ci, mean + ci, alpha=0.2)
-    ax.set(xlabel="inner step (examples seen)", ylabel="online accuracy", title=f"meta-test on {task}", ylim=(0, 1))
+    title = f"meta-test on {task}" + (f" (moving average over {window} steps)" if window > 1 else "")
+    ax.set(xlabel="inner step (examples seen)", ylabel="online accuracy", title=title, ylim=(0, 1))
     ax.grid(alpha=0.3)
     ax.legend(fontsize=8)
     path = out_dir / f"curves_{task.replace(':', '_').replace(',', '_').replace('=', '')}.png"
