@@ -16,7 +16,7 @@ from scipy import stats
 from metalearn import load_run
 from metalearn.experiments import sweep as sw
 from metalearn.experiments.presets import PRESETS
-from metalearn.experiments.sweep_report import baseline_rows, mean_interval, summarize
+from metalearn.experiments.sweep_report import baseline_rows, mean_interval, plot_ratio, summarize
 from metalearn.learners import TaskSpec, learner_sizes, make_learner
 from metalearn.outer import ESConfig
 from metalearn.training import checkpoint, keys
@@ -157,6 +157,17 @@ def test_summary_groups_seeds_and_computes_the_gap_on_tasks_without_a_query_phas
     assert rnn["ordered"] == pytest.approx(0.3)  # the query phase's accuracy, not the whole episode's
     assert rnn["gap"] == pytest.approx(0.905 - 0.21)  # ordered (query metric) and absent (no data) left out
     assert "absent" not in rnn and rnn["log10_ratio"] == pytest.approx(1.0)
+
+
+def test_rank_r_noise_points_are_their_own_outer_optimizer_in_the_report(tmp_path):
+    config = {**TINY, "learners": [*TINY["learners"], {"label": "vsml-r2", "learner": "vsml:lstm_size=4,msg_size=2",
+                                                         "outer": "es", "overrides": {"population": 8, "noise_rank": 2}}],
+              "blocks": [{"learners": ["vsml", "vsml-r2"], "tasks": ["unbounded"]}]}
+    sweep = sw.SweepConfig.from_json(config)
+    rows = summarize(sweep, [_result(label, "unbounded", 0, 0.5, 0.4, 0.3) for label in ("vsml", "vsml-r2")])
+    assert [(r["learner"], r["outer"]) for r in rows] == [("vsml", "es"), ("vsml-r2", "es, rank-2 noise")]
+    plot_ratio(tmp_path / "ratio.png", rows, [], ["digits"], ["unbounded"])
+    assert (tmp_path / "ratio.png").stat().st_size > 0
 
 
 def _sweep(*args, env):

@@ -74,8 +74,9 @@ def summarize(sweep: SweepConfig, results: list[dict]) -> list[dict]:
             group = [r for r in results if r["learner"] == learner.label and r["tasks"] == level.label]
             if not group:
                 continue
-            first = group[0]
-            row = {"learner": learner.label, "outer": first["outer"], "algorithm": first["algorithm_size"],
+            first, rank = group[0], learner.overrides.get("noise_rank", 0)
+            outer = first["outer"] + (f", rank-{rank} noise" if rank and first["outer"] == "es" else "")
+            row = {"learner": learner.label, "outer": outer, "algorithm": first["algorithm_size"],
                    "state": first["state_size"], "log10_ratio": math.log10(first["algorithm_size"] / first["state_size"]),
                    "tasks": level.label, "start": learner.overrides.get("init_from") or "fresh",
                    "seeds": len(group), "flops_per_step": first["flops_per_step"],
@@ -183,22 +184,25 @@ def _finish(plt, fig, axes, metrics: list[str], xlabel: str, ylabel: str, title:
 
 def plot_ratio(path: Path, rows: list[dict], base_rows: list[dict], unseen: list[str], levels: list[str]) -> Path:
     """Meta-train score, each unseen task's score and the gap vs log10(algorithm / state size): one line per
-    task level and start (fresh; dashed: warm, from another run) through its points (sorted by ratio), seed
-    intervals as error bars."""
+    task level, start (fresh; dashed: warm, from another run) and outer optimizer (ES: circles; others,
+    e.g. backprop or rank-r noise: their own markers) through its points (sorted by ratio), seed intervals
+    as error bars."""
     metrics = ["meta_train", *unseen, "gap"]
     plt, fig, axes = _panels(len(metrics))
-    starts = list(dict.fromkeys(r["start"] for r in rows))
+    kinds = list(dict.fromkeys((r["start"], r["outer"]) for r in rows))
+    markers = {outer: "osD^vP"[i % 6] for i, outer in enumerate(dict.fromkeys(o for _, o in kinds))}
     for ax, metric in zip(axes, metrics):
         for i, level in enumerate(levels):
-            for start in starts:
-                line = sorted((r for r in rows if r["tasks"] == level and r["start"] == start),
+            for start, outer in kinds:
+                line = sorted((r for r in rows if r["tasks"] == level and (r["start"], r["outer"]) == (start, outer)),
                               key=lambda r: r["log10_ratio"])
                 if not line:
                     continue
+                label = f"tasks: {level}" + ("" if start == "fresh" else f", from {start}") + \
+                    ("" if outer == "es" else f", {outer}")
                 ax.errorbar([r["log10_ratio"] for r in line], [r[metric] for r in line],
-                            yerr=[np.nan_to_num(r[f"{metric}_ci"]) for r in line], marker="o", capsize=3,
-                            color=f"C{i}", ls="-" if start == "fresh" else "--",
-                            label=f"tasks: {level}" + ("" if start == "fresh" else f", from {start}"))
+                            yerr=[np.nan_to_num(r[f"{metric}_ci"]) for r in line], marker=markers[outer],
+                            capsize=3, color=f"C{i}", ls="-" if start == "fresh" else "--", label=label)
         if metric != "gap":
             _baseline_lines(ax, base_rows, metric)
     return _finish(plt, fig, axes, metrics, "log10(algorithm size / state size)", "score",
