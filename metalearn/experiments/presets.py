@@ -97,7 +97,8 @@ AXIS = {
                     "overrides": {**_AXIS_BACKPROP, "init_from": _WARM_FROM}} for label in ("vsml-warm", "vsml-g245-warm")],
     "tasks": _task_levels(7, (4, 64), 49)[:3],
     # The task axis crosses the warm points (the fresh ones at both ends stayed at chance, so they have
-    # nothing to memorize): the two ends and the middle, 4 and 64 fixed tasks.
+    # nothing to memorize): the two ends and the middle, 4 and 64 fixed tasks; and G = 1, the one point of
+    # the state side that is a learner from its warm start (the hidden-layer ones are not).
     "blocks": [
         {"learners": list(_AXIS_POINTS), "tasks": ["unbounded"]},
         {"learners": ["vsml-warm", "vsml-g10-warm", "vsml-g49-warm", "vsml-g245-warm"], "tasks": ["unbounded"]},
@@ -105,6 +106,7 @@ AXIS = {
         {"learners": ["vsml-h16-warm", "vsml-h48-warm"], "tasks": ["unbounded"]},
         {"learners": ["vsml-g245-warm-r4"], "tasks": ["unbounded"]},
         {"learners": ["vsml-warm-bp", "vsml-g245-warm-bp"], "tasks": ["4", "unbounded"]},
+        {"learners": ["vsml-warm"], "tasks": ["4", "64"]},
     ],
     "seeds": [0, 1, 2],
     # Unseen: new images of MNIST under new label permutations, other datasets, an input transform no point
