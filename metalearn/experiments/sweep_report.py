@@ -174,7 +174,8 @@ def _finish(plt, fig, axes, metrics: list[str], xlabel: str, ylabel: str, title:
         ax.set_xlabel(xlabel)
         ax.grid(alpha=0.3)
     axes[0].set_ylabel(ylabel)
-    max(axes, key=lambda ax: len(ax.get_legend_handles_labels()[0])).legend(fontsize=7)
+    handles = max(axes, key=lambda ax: len(ax.get_legend_handles_labels()[0])).get_legend_handles_labels()
+    axes[-1].legend(*handles, fontsize=7, loc="upper left", bbox_to_anchor=(1.02, 1))  # beside the panels
     fig.suptitle(title, fontsize=10)
     fig.tight_layout()
     fig.savefig(path, dpi=110)
