@@ -62,10 +62,9 @@ CPU = {
 }
 
 # Same ES budget for every point: population 64 x 100 generations x one 100-step episode per member. Measured
-# on 2 idle cores (seconds per generation): hidden=48 4.4, hidden=16 1.8, G=1 0.7, G=245 3.2; the fresh block's
-# 18 runs took ~3.6 h of one-core time on the shared machine, the 57 ES runs (fresh + warm + crossing) about
-# 10 h and the 12 backprop runs about 2.5 h more, i.e. ~6 h with `--workers 2`: more than the 3 h, so
-# it spans sessions.
+# on 2 idle cores (seconds per generation): hidden=48 4.4, hidden=16 1.8, G=1 0.7, G=245 3.2. The 70 points
+# finished by session 8 (63 ES, 7 backprop) took 11.8 h of one-core training time on cores shared with other
+# jobs: more than the 3 h on 2 cores, so the preset spans sessions (it resumes).
 _AXIS_ES = {**_ES, "population": 64, "generations": 100}
 # log10(algorithm / state) at 7x7 -> 10: hidden=48 -1.58, hidden=16 -1.10, G=1 -0.82, G=10 +0.18 (one LSTM per
 # output unit), G=49 +0.87 (one per input pixel), G=245 +1.57 (pairs of connections of one output unit).
