@@ -58,10 +58,9 @@ def plot_curves(out_dir: Path, task: str, curves: dict[str, dict]) -> Path:
     from scipy.ndimage import uniform_filter1d
 
     fig, ax = plt.subplots(figsize=(7, 4.2))
-    window = 1
+    window = smoothing_window(max(len(curve["acc"]) for curve in curves.values()))
     for learner, curve in curves.items():
         mean, ci = np.asarray(curve["acc"], float), np.asarray(curve["acc_ci"], float)
-        window = smoothing_window(len(mean))
         mean, ci = (uniform_filter1d(a, window, mode="nearest") for a in (mean, ci))
         steps = np.arange(1, len(mean) + 1)
         ax.plot(steps, mean, label=learner, lw=1.6 if learner.startswith("learned") else 1.1)
