@@ -3,11 +3,13 @@
 
     python bench/throughput.py                 # all local devices (one per CPU core on a CPU host)
     python bench/throughput.py --quick         # fewer timed generations
+    python bench/throughput.py --population 1024 --episode-length 500   # VSML's published scale (a GPU)
 
 Prints a table and writes bench/results/throughput.json. Member-steps/s = population x episode steps per
 second of generation time. FLOP utilization = learner FLOPs per member-step (XLA cost analysis of the
 compiled inner step) x member-steps/s / the f32 matmul throughput measured in the same run. Memory is XLA's
-compiled memory analysis of one generation at population P and 8P: it must not grow with P.
+compiled memory analysis of one generation at population P and 8P: on a CPU it must not grow with P; on an
+accelerator it grows with P until a kernel's members fill half of the device (`--chunk auto`).
 """
 
 from __future__ import annotations
@@ -36,8 +38,10 @@ from metalearn.training.loop import MetaTraining  # noqa: E402
 from tasks import DatasetEpisodes, Pool  # noqa: E402
 
 
-def matmul_flops_per_second(n: int = 2048, repeats: int = 10) -> float:
-    """f32 matmul throughput of one device at n x n."""
+def matmul_flops_per_second(repeats: int = 10) -> float:
+    """f32 matmul throughput of one device at n x n (n = 2048 on a CPU; 8192 fills an accelerator), at the
+    default matmul precision, the one the learners run at."""
+    n = 2048 if jax.devices()[0].platform == "cpu" else 8192
     a = jax.random.normal(jax.random.key(0), (n, n))
     f = jax.jit(lambda a: a @ a)
     f(a).block_until_ready()
@@ -79,21 +83,24 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--quick", action="store_true", help="3 timed generations instead of 10")
     parser.add_argument("--devices", type=int, default=None)
+    parser.add_argument("--population", type=int, default=128, help="128: comparable with the earlier figures")
+    parser.add_argument("--episode-length", type=int, default=100)
     parser.add_argument("--out", type=Path, default=Path(__file__).parent / "results" / "throughput.json")
     args = parser.parse_args()
     generations = 3 if args.quick else 10
     num_devices = args.devices or len(jax.devices())
     mesh = make_mesh(num_devices)
     peak = matmul_flops_per_second()
-    config = MetaTrainConfig()  # population 128 (not the default 256): comparable with the earlier figures
-    config = config.replace(outer=dataclasses.replace(config.outer, population=128))
+    config = MetaTrainConfig(episode_length=args.episode_length)
+    config = config.replace(outer=dataclasses.replace(config.outer, population=args.population))
     population = config.outer.population
     cases = {"digits 8x8 (default)": None, "28x28 inputs": (random_task(784),)}
     results = {"machine": {"platform": jax.devices()[0].platform, "device_kind": jax.devices()[0].device_kind,
                            "devices": num_devices, "processor": platform.processor() or platform.machine(),
                            "jax": jax.__version__, "matmul_f32_flops_per_second_one_device": peak},
                "cases": {}}
-    print(f"{num_devices} x {jax.devices()[0].device_kind}; f32 matmul 2048^3 on one device: {peak / 1e9:.1f} GFLOP/s")
+    print(f"{num_devices} x {jax.devices()[0].device_kind}; f32 matmul on one device: {peak / 1e9:.1f} GFLOP/s; "
+          f"population {population}, {config.episode_length}-step episodes")
     # On a CPU host the fake devices share the cores that one device's matmul already uses.
     per_peak = 1 if jax.devices()[0].platform == "cpu" else num_devices
     peaks = [peak * per_peak]
