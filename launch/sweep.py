@@ -3,7 +3,8 @@
 
     python launch/sweep.py run --preset cpu --out runs/sweep_cpu     # 2 CPU cores: about 1 hour
     python launch/sweep.py run --out runs/sweep_cpu                  # resume: finished points are kept
-    python launch/sweep.py report runs/sweep_cpu                     # table (CSV, Markdown) and plots
+    python launch/sweep.py report runs/sweep_cpu                     # table (CSV, Markdown), plots, archive
+    python launch/sweep.py restore docs/axis_results.json --out runs/sweep_axis   # finished points back
     python launch/sweep.py show cpu > my_sweep.json                  # a preset as JSON, to edit
     python launch/sweep.py run --config my_sweep.json --out runs/mine --workers 4
 
@@ -58,6 +59,10 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     run.add_argument(ALLOW_FLAG, action="store_true", help=trust_help)
     report = sub.add_parser("report", help="table and plots of a sweep directory")
     report.add_argument("sweep_dir", type=Path)
+    restore = sub.add_parser("restore", help="rebuild a sweep directory's finished points from a report's "
+                             "sweep_results.json, so that `run --out` trains only the missing ones")
+    restore.add_argument("archive", type=Path)
+    restore.add_argument("--out", type=Path, required=True, help="the sweep directory (created if absent)")
     show = sub.add_parser("show", help="print a preset as JSON")
     show.add_argument("preset", choices=sorted(PRESETS))
     job = sub.add_parser("job", help=argparse.SUPPRESS)  # one point (or the baselines) in a worker process
@@ -231,6 +236,11 @@ def main(argv: list[str] | None = None) -> int:
             return 0
         if args.command == "report":
             return report(args.sweep_dir)
+        if args.command == "restore":
+            written = sw.restore(args.out, args.archive)
+            print(f"restored {written} finished point(s) into {args.out}; `launch/sweep.py run --out {args.out}` "
+                  f"runs the rest")
+            return 0
         with only_trusted((), allow_all=args.allow_user_tasks):  # a sweep config is a file: its tasks are not typed
             return run_job(args.sweep_dir, args.job_id) if args.command == "job" else run_sweep(args)
     except Interrupted as stop:

@@ -16,7 +16,8 @@ from scipy import stats
 from metalearn import load_run
 from metalearn.experiments import sweep as sw
 from metalearn.experiments.presets import PRESETS
-from metalearn.experiments.sweep_report import baseline_rows, mean_interval, plot_ratio, summarize
+from metalearn.experiments.sweep_report import (baseline_rows, load_results, mean_interval, plot_ratio,
+                                                 summarize, write_report)
 from metalearn.learners import TaskSpec, learner_sizes, make_learner
 from metalearn.outer import ESConfig
 from metalearn.training import checkpoint, keys
@@ -168,6 +169,30 @@ def test_rank_r_noise_points_are_their_own_outer_optimizer_in_the_report(tmp_pat
     assert [(r["learner"], r["outer"]) for r in rows] == [("vsml", "es"), ("vsml-r2", "es, rank-2 noise")]
     plot_ratio(tmp_path / "ratio.png", rows, [], ["digits"], ["unbounded"])
     assert (tmp_path / "ratio.png").stat().st_size > 0
+
+
+def test_the_report_archive_restores_the_finished_points_into_a_new_directory(tmp_path):
+    sweep, source, out = sw.SweepConfig.from_json(TINY), tmp_path / "source", tmp_path / "restored"
+    source.mkdir()
+    sw.write_json_atomic(source / "sweep.json", sweep.to_json())
+    done = sweep.points()[1:3]
+    for point in done:
+        (sw.point_dir(source, point.id)).mkdir(parents=True)
+        result = {**_result(point.learner.label, point.task.label, point.seed, 0.5, 0.4, 0.3), "point": point.id}
+        sw.write_json_atomic(sw.point_dir(source, point.id) / "result.json", result)
+    write_report(source)
+    assert sw.restore(out, source / "sweep_results.json") == 2
+    assert [sw.is_done(out, p.id) for p in sweep.points()] == [p in done for p in sweep.points()]
+    assert not sw.is_done(out, sw.BASELINES_JOB)  # the source had none: the rerun computes them
+    assert load_results(out)[1] == load_results(source)[1]
+    assert sw.restore(out, source / "sweep_results.json") == 0  # what is there is kept
+    other = tmp_path / "other"
+    other.mkdir()
+    sw.write_json_atomic(other / "sweep.json", {**TINY, "seeds": [0, 1, 2]})
+    with pytest.raises(ValueError, match="holds a different sweep"):
+        sw.restore(other, source / "sweep_results.json")
+    with pytest.raises(ValueError, match="is not a sweep archive"):
+        sw.restore(other, source / "sweep.json")
 
 
 def _sweep(*args, env):

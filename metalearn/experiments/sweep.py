@@ -5,7 +5,9 @@ reference lines.
 
 A sweep directory holds `sweep.json` (the config), `baselines.json`, and `points/<id>/` with the point's
 run (checkpoints, metrics) and `result.json`, written last and atomically: a point with a result is done
-and never rerun, one without resumes from its last checkpoint. Everything here is pure bookkeeping plus the
+and never rerun, one without resumes from its last checkpoint. The report gathers the config, baselines and
+results into one small `sweep_results.json`; committed next to the tables, it outlives the run directory
+(`restore` rebuilds a sweep directory's finished points from it, so a rerun trains only the rest). Everything here is pure bookkeeping plus the
 two jobs (`run_point`, `run_baselines`) that a worker process executes; `launch/sweep.py` schedules them.
 """
 
@@ -26,6 +28,7 @@ from metalearn.training.config import MetaTrainConfig
 
 BASELINES_JOB = "baselines"
 LABEL = re.compile(r"[A-Za-z0-9](?:[A-Za-z0-9.+-]|_(?!_))*(?<!_)")  # no '__': it separates a point id's parts
+ARCHIVE_FORMAT = "metalearn-sweep-results/1"
 SHARED_ONLY = ("episode_length", "inner_batch")  # every point is scored on the same episodes: set them in base
 
 
@@ -183,6 +186,41 @@ def point_dir(sweep_dir: Path, point_id: str) -> Path:
 def is_done(sweep_dir: Path, job: str) -> bool:
     path = Path(sweep_dir) / "baselines.json" if job == BASELINES_JOB else point_dir(sweep_dir, job) / "result.json"
     return path.exists()
+
+
+def archive(sweep: SweepConfig, results: list[dict], baselines: dict) -> dict:
+    """Everything the report reads, in one JSON object (`restore` reads it back)."""
+    return {"format": ARCHIVE_FORMAT, "sweep": sweep.to_json(), "baselines": baselines, "points": results}
+
+
+def restore(sweep_dir: Path, archive_path: Path) -> int:
+    """Write an archive's sweep.json, baselines.json and point results into `sweep_dir` (files already there
+    are kept; the sweep must be the same), so that those points count as done. Returns how many it wrote."""
+    try:
+        data = json.loads(Path(archive_path).read_text())
+    except (OSError, json.JSONDecodeError) as err:
+        raise ValueError(f"cannot read the sweep archive {archive_path}: {err}") from None
+    if not isinstance(data, dict) or data.get("format") != ARCHIVE_FORMAT:
+        raise ValueError(f"{archive_path} is not a sweep archive (format {ARCHIVE_FORMAT!r}); the report of a "
+                         f"sweep writes one as <sweep dir>/sweep_results.json")
+    sweep, sweep_dir = SweepConfig.from_json(data["sweep"]), Path(sweep_dir)
+    stored = sweep_dir / "sweep.json"
+    if stored.exists() and json.dumps(load_sweep(sweep_dir).to_json()) != json.dumps(sweep.to_json()):
+        raise ValueError(f"{sweep_dir} holds a different sweep than {archive_path}; restore into a new directory")
+    known = {p.id for p in sweep.points()}
+    unknown = [r.get("point") for r in data["points"] if r.get("point") not in known]
+    if unknown:
+        raise ValueError(f"{archive_path} has results for points its sweep does not define: {unknown[:3]}")
+    sweep_dir.mkdir(parents=True, exist_ok=True)
+    wanted = [(stored, sweep.to_json()), (sweep_dir / "baselines.json", data["baselines"] or None)]
+    wanted += [(point_dir(sweep_dir, r["point"]) / "result.json", r) for r in data["points"]]
+    written = 0
+    for path, content in wanted:
+        if content is not None and not path.exists():
+            path.parent.mkdir(parents=True, exist_ok=True)
+            write_json_atomic(path, content)
+            written += path.name == "result.json"
+    return written
 
 
 def write_json_atomic(path: Path, data: Any) -> None:

@@ -20,7 +20,7 @@ from pathlib import Path
 import numpy as np
 from scipy import stats
 
-from metalearn.experiments.sweep import SweepConfig, load_sweep, point_dir
+from metalearn.experiments.sweep import SweepConfig, archive, load_sweep, point_dir, write_json_atomic
 
 BASELINE_STYLES = {"sgd": "--", "adam": ":", "class_mean": "-."}
 
@@ -231,9 +231,12 @@ def plot_tasks(path: Path, rows: list[dict], base_rows: list[dict], unseen: list
 
 
 def write_report(sweep_dir: Path) -> list[Path]:
-    """sweep_table.csv, sweep_table.md, sweep_ratio.png and sweep_tasks.png in `sweep_dir`."""
+    """sweep_table.csv, sweep_table.md, sweep_ratio.png, sweep_tasks.png and sweep_results.json (the
+    archive of what they were made from) in `sweep_dir`."""
     sweep_dir = Path(sweep_dir)
     sweep, results, baselines = load_results(sweep_dir)
+    archive_path = sweep_dir / "sweep_results.json"
+    write_json_atomic(archive_path, archive(sweep, results, baselines))
     unseen = _available(sweep, results)
     skipped = [u for u in sweep.unseen if u not in unseen]
     rows, base_rows = summarize(sweep, results), baseline_rows(sweep, baselines, unseen)
@@ -242,5 +245,5 @@ def write_report(sweep_dir: Path) -> list[Path]:
     md_path.write_text(markdown_table(rows, base_rows, unseen, skipped))
     levels = [level.label for level in sweep.tasks if any(r["tasks"] == level.label for r in rows)]
     colors = {p.label: f"C{i}" for i, p in enumerate(sweep.learners)}
-    return [csv_path, md_path, plot_ratio(sweep_dir / "sweep_ratio.png", rows, base_rows, unseen, levels),
+    return [archive_path, csv_path, md_path, plot_ratio(sweep_dir / "sweep_ratio.png", rows, base_rows, unseen, levels),
             plot_tasks(sweep_dir / "sweep_tasks.png", rows, base_rows, unseen, levels, colors)]
