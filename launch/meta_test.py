@@ -4,10 +4,13 @@
     python launch/meta_test.py --run runs/default                      # latest checkpoint, the run's tasks
     python launch/meta_test.py --run runs/default --step 350 --episodes 256 --baselines sgd class_mean
     python launch/meta_test.py --run pretrained/vsml-mnist7          # a pretrained folder (its one checkpoint)
+    python launch/meta_test.py --run runs/a_s0 runs/a_s1 runs/a_s2 --best --out runs/a_meta_test   # seeds
 
 Prints a table of the four axes (algorithm size, state size, FLOPs per step, accuracy with a 95% interval)
 and writes results.csv, results.json and one curves_<task>.png per task to RUN/meta_test/ (or --out; for a
-pretrained folder runs/pretrained/<name>/meta_test/, so the shipped folder stays as it was).
+pretrained folder runs/pretrained/<name>/meta_test/, so the shipped folder stays as it was). With several
+runs (seeds of one configuration: the same learner) each is scored on the same episodes, and a second table
+gives the learned algorithm's mean score with its 95% t-interval over the runs beside the baselines.
 """
 
 from __future__ import annotations
@@ -30,7 +33,8 @@ cache_compiled_programs()
 import jax  # noqa: E402
 
 from metalearn import load_run  # noqa: E402
-from metalearn.experiments.report import format_table, plot_curves, write_results  # noqa: E402
+from metalearn.experiments.report import (format_seed_table, format_table, plot_curves, seed_rows,  # noqa: E402
+                                          write_results)
 from metalearn.learners import TaskSpec, check_task_fits, learner_sizes, make_learner, step_flops  # noqa: E402
 from metalearn.rollout.evaluation import evaluate, summary  # noqa: E402
 from metalearn.training import checkpoint, keys, pretrained  # noqa: E402
@@ -43,7 +47,8 @@ DEFAULT_BASELINES = ("sgd", "adam", "mlp_sgd", "knn", "class_mean")
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--run", type=Path, required=True, help="a meta_train.py run directory or a pretrained folder")
+    p.add_argument("--run", type=Path, nargs="+", required=True, help="a meta_train.py run directory or a "
+                   "pretrained folder; several: seeds of one configuration, summarized over runs")
     p.add_argument("--step", type=int, default=None, help="checkpoint to load (default: the latest)")
     p.add_argument("--best", action="store_true", help="load the best checkpoint (highest val_score, chosen on "
                                                        "validation tasks, never on meta-test ones)")
@@ -53,7 +58,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--episode-length", type=int, default=None, help="default: the run's")
     p.add_argument("--baselines", nargs="*", default=list(DEFAULT_BASELINES), help="hand-designed learners")
     p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--out", type=Path, default=None, help="default: RUN/meta_test")
+    p.add_argument("--out", type=Path, default=None, help="default: RUN/meta_test (required with several runs)")
     p.add_argument("--no-progress", action="store_true")
     p.add_argument(ALLOW_FLAG, action="store_true", help="run user tasks (module:function) that the run's "
                    "config names: only for runs whose code you trust")
@@ -71,17 +76,29 @@ def main(argv: list[str] | None = None) -> int:
             raise ValueError("--episodes must be at least 2 (the 95% interval needs two episodes)")
         if args.episode_length is not None and args.episode_length < 1:
             raise ValueError(f"--episode-length must be at least 1, got {args.episode_length}")
-        run = load_run(args.run, args.step, best=args.best)
+        runs = [load_run(path, args.step, best=args.best) for path in args.run]
+        run = runs[0]
+        if len(runs) > 1:
+            if args.out is None:
+                raise ValueError("several runs are scored into one table: name its folder with --out")
+            differ = [str(r.run_dir) for r in runs if (r.config.learner, r.config.inner_batch) !=
+                      (run.config.learner, run.config.inner_batch)]
+            if differ:
+                raise ValueError(f"several runs must be seeds of one configuration, but {', '.join(differ)} "
+                                 f"differ from {run.run_dir} in learner or inner batch; score them separately")
         length = args.episode_length or run.config.episode_length
         task_names = args.tasks or list(run.config.test_tasks)
-        learned = f"learned ({run.config.learner})"
-        labels = [learned, *args.baselines]
+        learned = {(f"learned ({r.config.learner})" if len(runs) == 1 else f"learned ({r.run_dir.name})"): r
+                   for r in runs}
+        if len(learned) < len(runs):
+            raise ValueError("two of the runs have the same folder name; give each seed its own name")
+        labels = [*learned, *args.baselines]
         for spec in args.baselines:
             make_learner(spec)  # fail early on a bad spec
         with only_trusted(args.tasks or (), allow_all=args.allow_user_tasks):
             tasks = [(name, load_task(name).test) for name in task_names]
-        for _, task in tasks:
-            check_task_fits(run.learner, run.meta_params, task)
+        for (_, task), r in ((t, r) for t in tasks for r in runs):
+            check_task_fits(r.learner, r.meta_params, task)
     except (ValueError, checkpoint.CheckpointError) as err:
         print(f"error: {err}", file=sys.stderr)
         return 2
@@ -94,7 +111,8 @@ def main(argv: list[str] | None = None) -> int:
     bar = tqdm(jobs, disable=args.no_progress, unit="eval", desc="meta-test")
     for (name, task), label in bar:
         bar.set_postfix_str(f"{name} / {label}")
-        learner, meta_params, batch = (run.learner, run.meta_params, run.config.inner_batch) if label == learned \
+        mine = learned.get(label)
+        learner, meta_params, batch = (mine.learner, mine.meta_params, mine.config.inner_batch) if mine \
             else (make_learner(label), {}, 1)
         spec = TaskSpec(task.input_size, task.num_classes, task.episode_length(length))
         result = jax.jit(lambda p, t: evaluate(learner, p, t, key, args.episodes, length, batch))(meta_params, task)
@@ -105,15 +123,22 @@ def main(argv: list[str] | None = None) -> int:
                                               "loss": result.loss_curve.tolist()}
     out_dir.mkdir(parents=True, exist_ok=True)
     outputs = [plot_curves(out_dir, name, curves[name]) for name, _ in tasks]
+    selections = [run_selection(r) if args.best or pretrained.is_pretrained(r.run_dir) else None for r in runs]
     meta = {"run": str(run.run_dir), "step": run.step, "split": "test", "episodes": args.episodes,
-            "episode_length": length,
-            "seed": args.seed, "config": run.config.to_json(),
-            "selection": run_selection(run) if args.best or shipped else None}
+            "episode_length": length, "seed": args.seed, "config": run.config.to_json(), "selection": selections[0]}
+    if len(runs) > 1:
+        meta["runs"] = [{"run": str(r.run_dir), "step": r.step, "seed": r.config.seed, "selection": selection}
+                        for r, selection in zip(runs, selections)]
+        meta["over_runs"] = seed_rows(rows, list(learned))
     outputs += write_results(out_dir, rows, curves, meta)
-    chosen = f" ({describe_selection(meta['selection'])})" if meta["selection"] else ""
-    print(f"{run.run_dir} at generation {run.step}{chosen}: {args.episodes} episodes of {length} steps per task "
-          f"on its test split; score = query accuracy on streams, whole-episode online accuracy otherwise")
+    chosen = [f"{r.run_dir} at generation {r.step}" + (f" ({describe_selection(sel)})" if sel else "")
+              for r, sel in zip(runs, selections)]
+    print("; ".join(chosen) + f": {args.episodes} episodes of {length} steps per task on its test split; "
+          f"score = query accuracy on streams, whole-episode online accuracy otherwise")
     print(format_table(rows))
+    if len(runs) > 1:
+        print(f"\nover the {len(runs)} runs (the same episodes for every learner):")
+        print(format_seed_table(meta["over_runs"]))
     print("wrote " + ", ".join(str(p) for p in outputs))
     return 0
 

@@ -12,6 +12,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
+from scipy import stats
 
 from launch import inspect_checkpoint, meta_test
 from launch import meta_train as meta_train_cli
@@ -234,3 +235,30 @@ def test_meta_train_records_its_command_line(tmp_path, monkeypatch):
             "vsml:lstm_size=4,msg_size=2,ticks=1", "--train-tasks", "digits", "--no-progress"]
     assert meta_train_cli.main(argv) == 0
     assert seen["command"] == "python launch/meta_train.py " + " ".join(argv)
+
+
+def test_several_runs_are_scored_on_the_same_episodes_and_summarized_over_runs(run_dir, tmp_path, capsys):
+    early = tmp_path / "tiny-step2"  # another checkpoint of the run: other meta-parameters, the same learner
+    assert inspect_checkpoint.main([str(run_dir), "--step", "2", "--export-pretrained", str(early)]) == 0
+    args = ["--episodes", "4", "--baselines", "sgd", "--no-progress", "--tasks", "digits"]
+    assert meta_test.main(["--run", str(run_dir), str(early), "--out", str(tmp_path / "both"), *args]) == 0
+    printed = capsys.readouterr().out
+    data = results(tmp_path / "both")
+    scores = {r["learner"]: r["score"] for r in data["rows"]}
+    assert set(scores) == {"learned (tiny)", "learned (tiny-step2)", "sgd"}
+    alone = {}
+    for path in (run_dir, early):  # each run's score is the one it gets when scored alone
+        assert meta_test.main(["--run", str(path), "--out", str(tmp_path / path.name), *args]) == 0
+        alone[path.name] = next(r["score"] for r in results(tmp_path / path.name)["rows"] if r["learner"] != "sgd")
+    assert [scores["learned (tiny)"], scores["learned (tiny-step2)"]] == [alone["tiny"], alone["tiny-step2"]]
+    learned, sgd = data["meta"]["over_runs"]
+    values = [alone["tiny"], alone["tiny-step2"]]
+    assert learned["per_run"] == values and learned["score"] == pytest.approx(np.mean(values))
+    assert learned["interval"] == pytest.approx(stats.t.ppf(0.975, 1) * np.std(values, ddof=1) / np.sqrt(2))
+    assert (sgd["learner"], sgd["over"], sgd["score"]) == ("sgd", "episodes", scores["sgd"])
+    assert [r["step"] for r in data["meta"]["runs"]] == [4, 2] and "over the 2 runs" in printed
+
+    assert meta_test.main(["--run", str(run_dir), str(early), *args]) == 2
+    assert "name its folder with --out" in capsys.readouterr().err
+    assert meta_test.main(["--run", str(run_dir), str(run_dir), "--out", str(tmp_path / "x"), *args]) == 2
+    assert "the same folder name" in capsys.readouterr().err

@@ -16,8 +16,8 @@ from scipy import stats
 from metalearn import load_run
 from metalearn.experiments import sweep as sw
 from metalearn.experiments.presets import PRESETS
-from metalearn.experiments.sweep_report import (baseline_rows, load_results, mean_interval, plot_ratio,
-                                                 summarize, write_report)
+from metalearn.experiments.report import mean_interval
+from metalearn.experiments.sweep_report import baseline_rows, load_results, plot_ratio, summarize, write_report
 from metalearn.learners import TaskSpec, learner_sizes, make_learner
 from metalearn.outer import ESConfig
 from metalearn.training import checkpoint, keys

@@ -6,12 +6,51 @@ from __future__ import annotations
 
 import csv
 import json
+import math
 from pathlib import Path
 
 import numpy as np
+from scipy import stats
 
 COLUMNS = ("score", "task", "learner", "algorithm_size", "state_size", "flops_per_step", "acc", "acc_ci",
            "acc_last20", "query_acc", "loss")
+
+
+def mean_interval(values: list[float]) -> tuple[float, float]:
+    """Mean and half-width of the 95% t-interval over seeds (NaN with one seed)."""
+    x = np.asarray([v for v in values if not math.isnan(v)], float)
+    if x.size == 0:
+        return math.nan, math.nan
+    if x.size == 1:
+        return float(x[0]), math.nan
+    return float(x.mean()), float(stats.t.ppf(0.975, x.size - 1) * x.std(ddof=1) / math.sqrt(x.size))
+
+
+def seed_rows(rows: list[dict], learned: list[str]) -> list[dict]:
+    """One row per (task, learner) over the runs: the `learned` labels (one per run, seeds of one
+    configuration) become a single row with the mean score and its 95% t-interval over runs; a baseline,
+    scored once on the same episodes, keeps its score (its interval is over episodes: `acc_ci`)."""
+    out = []
+    for task in dict.fromkeys(r["task"] for r in rows):
+        mine = [r for r in rows if r["task"] == task]
+        runs = [r for r in mine if r["learner"] in learned]
+        mean, half = mean_interval([r["score"] for r in runs])
+        out.append({"task": task, "learner": f"learned, {len(runs)} runs", "score": mean, "interval": half,
+                    "over": "runs", "per_run": [r["score"] for r in runs]})
+        out += [{"task": task, "learner": r["learner"], "score": r["score"], "interval": r["acc_ci"],
+                 "over": "episodes", "per_run": []} for r in mine if r["learner"] not in learned]
+    return out
+
+
+def format_seed_table(rows: list[dict]) -> str:
+    tw = max(len("task"), *(len(r["task"]) for r in rows)) + 2
+    lw = max(len("learner"), *(len(r["learner"]) for r in rows)) + 2
+    lines = [f"{'task':<{tw}}{'learner':<{lw}}{'score':>7}  95% interval   per run"]
+    for r in rows:
+        lines.append(f"{r['task']:<{tw}}{r['learner']:<{lw}}{r['score']:>7.3f}  "
+                     f"{'±' + format(r['interval'], '.3f') + ' (' + r['over'] + ')':<15}"
+                     + " ".join(f"{v:.3f}" for v in r["per_run"]))
+    return "\n".join(lines)
 
 
 def format_table(rows: list[dict]) -> str:

@@ -18,8 +18,8 @@ import math
 from pathlib import Path
 
 import numpy as np
-from scipy import stats
 
+from metalearn.experiments.report import mean_interval
 from metalearn.experiments.sweep import SweepConfig, archive, load_sweep, point_dir, write_json_atomic
 
 BASELINE_STYLES = {"sgd": "--", "adam": ":", "class_mean": "-."}
@@ -28,16 +28,6 @@ BASELINE_STYLES = {"sgd": "--", "adam": ":", "class_mean": "-."}
 def _accuracy(score: dict | str | None) -> float:
     """The task's headline score; NaN for an unavailable task."""
     return score["score"] if isinstance(score, dict) else math.nan
-
-
-def mean_interval(values: list[float]) -> tuple[float, float]:
-    """Mean and half-width of the 95% t-interval over seeds (NaN with one seed)."""
-    x = np.asarray([v for v in values if not math.isnan(v)], float)
-    if x.size == 0:
-        return math.nan, math.nan
-    if x.size == 1:
-        return float(x[0]), math.nan
-    return float(x.mean()), float(stats.t.ppf(0.975, x.size - 1) * x.std(ddof=1) / math.sqrt(x.size))
 
 
 def _available(sweep: SweepConfig, results: list[dict]) -> list[str]:
