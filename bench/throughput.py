@@ -97,15 +97,18 @@ def main() -> None:
     cases = {"digits 8x8 (default)": None, "28x28 inputs": (random_task(784),)}
     results = {"machine": {"platform": jax.devices()[0].platform, "device_kind": jax.devices()[0].device_kind,
                            "devices": num_devices, "processor": platform.processor() or platform.machine(),
-                           "jax": jax.__version__, "matmul_f32_flops_per_second_one_device": peak},
+                           "jax": jax.__version__, "matmul_f32_flops_per_second_one_device": peak,
+                           "matmul_precision": "JAX's default for f32 (f32 on a CPU, TF32 on an NVIDIA GPU): "
+                                               "the learners' products run at it too"},
                "cases": {}}
-    print(f"{num_devices} x {jax.devices()[0].device_kind}; f32 matmul on one device: {peak / 1e9:.1f} GFLOP/s; "
+    print(f"{num_devices} x {jax.devices()[0].device_kind}; f32 matmul (default precision) on one device: "
+          f"{peak / 1e9:.1f} GFLOP/s; "
           f"population {population}, {config.episode_length}-step episodes")
     # On a CPU host the fake devices share the cores that one device's matmul already uses.
     per_peak = 1 if jax.devices()[0].platform == "cpu" else num_devices
     peaks = [peak * per_peak]
     print(f"{'case':<22}{'s/gen':>7}{'member-steps/s':>16}{'FLOP/step':>11}{'util':>7}"
-          f"{'temp MiB at P':>15}{'at 8P':>7}")
+          f"{'temp MiB at P':>15}{'at 8P':>9}")
     for name, tasks in cases.items():
         training = MetaTraining(config, mesh, tasks, tasks, tasks)
         spec = training.spec
@@ -121,7 +124,7 @@ def main() -> None:
         memory = {population: compiled_memory(training), 8 * population: compiled_memory(big)}
         print(f"{name:<22}{row['seconds_per_generation']:>7.2f}{row['member_steps_per_second']:>16,.0f}"
               f"{flops:>11.3g}{row['flop_utilization']:>7.1%}"
-              + "".join(f"{m['temp_bytes'] / 2**20:>{w}.1f}" for m, w in zip(memory.values(), (15, 7))))
+              + "".join(f"{m['temp_bytes'] / 2**20:>{w}.1f}" for m, w in zip(memory.values(), (15, 9))))
         results["cases"][name] = {"input_size": spec.input_size, "episode_length": config.episode_length,
                                   "population": population, "learner": config.learner, **row,
                                   "memory_by_population": memory}
