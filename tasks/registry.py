@@ -13,6 +13,7 @@ from __future__ import annotations
 import dataclasses
 import functools
 import importlib
+import math
 from typing import Callable, NamedTuple
 
 import jax.numpy as jnp
@@ -46,6 +47,8 @@ class DataOptions:
     num_classes: int = 0  # declare this many classes: more pads, fewer keeps only labels below it (0: as is)
     examples: int = 0  # keep only the first N examples of each split (0: all)
     data_dir: str = ""  # look here first for the IDX files (else METALEARN_DATA, cache, ../shared/data)
+    scale: float = 1.0  # inputs become scale * x + offset after normalization: probes of robustness
+    offset: float = 0.0
 
 
 @dataclasses.dataclass(frozen=True)
@@ -114,7 +117,7 @@ def load_pools(dataset: str, options: DataOptions) -> tuple[Pool, Pool, Pool, in
         num_classes = options.num_classes
     pools = []
     for x, y in ((train_x, train_y), (test_x, test_y)):
-        x = x.reshape(len(x), -1)
+        x = x.reshape(len(x), -1) * options.scale + options.offset
         if options.dim:
             x = preprocess.fit_inputs(x, options.dim)
         if options.examples:
@@ -198,6 +201,8 @@ def _options(cls: type, options: dict[str, str], spec: str):
         value, low = getattr(parsed, f.name), 1 if f.name in AT_LEAST_ONE.get(cls, ()) else 0
         if isinstance(value, int) and not isinstance(value, bool) and value < low:
             raise ValueError(f"task {spec!r}: {f.name} must be at least {low}, got {value}")
+        if isinstance(value, float) and not math.isfinite(value):
+            raise ValueError(f"task {spec!r}: {f.name} must be a finite number, got {value}")
     return parsed
 
 
@@ -239,5 +244,6 @@ def describe_tasks() -> str:
         for f in dataclasses.fields(options):
             lines.append(f"      {f.name}={f.default!r}")
     lines += ["", "user tasks: module:function[:key=value,...] -> a function returning a TaskSplit (or one task)",
-              "examples: mnist:resize=14,project=64  fashion_mnist:resize=14  ordered:mnist:resize=14,per_class=20"]
+              "examples: mnist:resize=14,project=64  fashion_mnist:resize=14  ordered:mnist:resize=14,per_class=20",
+              "          fashion_mnist:resize=7,scale=-1 (inverted inputs)  fashion_mnist:resize=7,offset=2"]
     return "\n".join(lines)

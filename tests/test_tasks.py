@@ -45,3 +45,14 @@ def test_episode_shapes_and_permuted_labels():
 def test_unknown_task_lists_the_known_ones():
     with pytest.raises(ValueError, match="datasets: digits, mnist, fashion_mnist"):
         load_task("mnsit")
+
+
+def test_scale_and_offset_transform_the_inputs_after_normalization_in_every_split_and_family():
+    plain, moved = load_task("digits"), load_task("digits:scale=-2,offset=0.5")
+    for split in ("train", "test", "validation"):
+        np.testing.assert_allclose(getattr(moved, split).pool.x, -2 * getattr(plain, split).pool.x + 0.5, rtol=1e-6)
+        np.testing.assert_array_equal(getattr(moved, split).pool.y, getattr(plain, split).pool.y)
+    stream = load_task("ordered:digits:per_class=2,queries=5,offset=3").test
+    np.testing.assert_allclose(stream.pool.x, load_task("ordered:digits:per_class=2,queries=5").test.pool.x + 3)
+    with pytest.raises(ValueError, match="offset must be a finite number"):
+        load_task("digits:offset=nan")
