@@ -72,9 +72,9 @@ def learner_generations(spec: str, population: int, mesh):
     training = MetaTraining(config, mesh)
     state = training.init()
     _, data = training.episodes(keys.root(config.seed), 0, training.train_tasks)  # generation 0's episodes
-    ours = jax.jit(training._generation), (state, training.train_tasks)  # no donation: it runs 4 times
+    ours = jax.jit(training.generation), (state, training.train_tasks)  # no donation: it runs 4 times
     params = training.learner.init_meta_params(keys.init(config.seed), training.spec)
-    theirs = evosax_generation(params, population, training._fitness, data)
+    theirs = evosax_generation(params, population, training.member_fitness, data)
     return training, ours, theirs, sum(x.size for x in jax.tree.leaves(params))
 
 

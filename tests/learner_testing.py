@@ -31,6 +31,6 @@ def trees_equal(a, b) -> bool:
 
 @partial(jax.jit, static_argnums=(2, 3))
 def task_data(task, key, count, length):
-    """One task's data as MetaTraining._generation builds it: (init_keys [count], episodes [count, T, ...])."""
+    """One task's data as MetaTraining.generation builds it: (init_keys [count], episodes [count, T, ...])."""
     k_task, k_init = jax.random.split(key)
     return jax.random.split(k_init, count), jax.vmap(lambda k: task.sample(k, length))(jax.random.split(k_task, count))

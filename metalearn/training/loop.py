@@ -78,9 +78,9 @@ class MetaTraining:
         self.teacher = _teacher(config, self.spec)
         # the outer optimizer says how the inner loop runs the learner (backprop: truncated, optionally)
         self._inner_learner = self.outer_config.wrap(self.learner)
-        self.outer = self.outer_config.build(self._fitness, self.optimizer, mesh)
+        self.outer = self.outer_config.build(self.member_fitness, self.optimizer, mesh)
         self.generation_step: Callable[[RunState, tuple], tuple[RunState, OuterMetrics]] = jax.jit(
-            self._generation, donate_argnums=0)
+            self.generation, donate_argnums=0)
         self.evaluate: Callable[[PyTree, Task, chex.PRNGKey], Evaluation] = jax.jit(self._evaluate)
 
     def init(self, warm: bool = True) -> RunState:
@@ -92,12 +92,12 @@ class MetaTraining:
         state = RunState(self.outer.init(params), jnp.int32(0), jax.random.key_data(keys.root(self.config.seed)))
         return replicate(state, self.mesh)
 
-    def _fitness(self, params: PyTree, data: tuple) -> tuple[chex.Array, chex.Array]:
+    def member_fitness(self, params: PyTree, data: tuple) -> tuple[chex.Array, chex.Array]:
         """Mean cross-entropy (to minimise) and accuracy of one member over this generation's episodes."""
         return mean_fitness(self._inner_learner, params, data, self.spec.num_classes, self.config.inner_batch,
                             self.teacher)
 
-    def _generation(self, state: RunState, tasks: tuple) -> tuple[RunState, OuterMetrics]:
+    def generation(self, state: RunState, tasks: tuple) -> tuple[RunState, OuterMetrics]:
         """One outer step. ES: every member is scored on the same episodes of every training task;
         backprop: one gradient step on those episodes, split over devices."""
         noise_key, data = self.episodes(jax.random.wrap_key_data(state.key), state.generation, tasks)
