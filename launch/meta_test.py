@@ -65,6 +65,28 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     return p.parse_args(argv)
 
 
+# Seeds of one configuration may differ in these: the seed, and when and how long the runs were recorded.
+SEED_FIELDS = ("seed", "generations", "eval_every", "checkpoint_every")
+
+
+def check_seeds(runs: list, args: argparse.Namespace) -> None:
+    """Several runs are summarized over runs only as seeds of one configuration, at comparable checkpoints."""
+    if args.out is None:
+        raise ValueError("several runs are scored into one table: name its folder with --out")
+    if len({r.run_dir.resolve() for r in runs}) < len(runs):
+        raise ValueError("a run is listed twice: give each seed's run once")
+    first = {k: v for k, v in runs[0].config.to_json().items() if k not in SEED_FIELDS}
+    for r in runs[1:]:
+        config = {k: v for k, v in r.config.to_json().items() if k not in SEED_FIELDS}
+        differ = sorted(k for k in first if first[k] != config.get(k))
+        if differ:
+            raise ValueError(f"several runs must be seeds of one configuration, but {r.run_dir} differs from "
+                             f"{runs[0].run_dir} in {', '.join(differ)}; score them separately")
+    if not (args.best or args.step) and not all(pretrained.is_pretrained(r.run_dir) for r in runs):
+        raise ValueError("several runs are compared at their selected checkpoints: add --best (a pretrained "
+                         "folder is always its selected one; a run directory's latest checkpoint is not)")
+
+
 def main(argv: list[str] | None = None) -> int:
     from tqdm import tqdm
 
@@ -79,19 +101,13 @@ def main(argv: list[str] | None = None) -> int:
         runs = [load_run(path, args.step, best=args.best) for path in args.run]
         run = runs[0]
         if len(runs) > 1:
-            if args.out is None:
-                raise ValueError("several runs are scored into one table: name its folder with --out")
-            differ = [str(r.run_dir) for r in runs if (r.config.learner, r.config.inner_batch) !=
-                      (run.config.learner, run.config.inner_batch)]
-            if differ:
-                raise ValueError(f"several runs must be seeds of one configuration, but {', '.join(differ)} "
-                                 f"differ from {run.run_dir} in learner or inner batch; score them separately")
+            check_seeds(runs, args)
         length = args.episode_length or run.config.episode_length
         task_names = args.tasks or list(run.config.test_tasks)
-        learned = {(f"learned ({r.config.learner})" if len(runs) == 1 else f"learned ({r.run_dir.name})"): r
-                   for r in runs}
-        if len(learned) < len(runs):
-            raise ValueError("two of the runs have the same folder name; give each seed its own name")
+        names = [r.run_dir.name for r in runs]
+        labels_by_name = len(set(names)) == len(names)  # else the paths tell them apart
+        learned = {(f"learned ({r.config.learner})" if len(runs) == 1 else
+                    f"learned ({r.run_dir.name if labels_by_name else r.run_dir})"): r for r in runs}
         labels = [*learned, *args.baselines]
         for spec in args.baselines:
             make_learner(spec)  # fail early on a bad spec

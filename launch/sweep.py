@@ -4,7 +4,7 @@
     python launch/sweep.py run --preset cpu --out runs/sweep_cpu     # 2 CPU cores: about 1 hour
     python launch/sweep.py run --out runs/sweep_cpu                  # resume: finished points are kept
     python launch/sweep.py report runs/sweep_cpu                     # table (CSV, Markdown), plots, archive
-    python launch/sweep.py restore docs/axis_results.json --out runs/sweep_axis   # finished points back
+    python launch/sweep.py restore sweep_results.json --out runs/sweep_cpu   # a report's archive: its points back
     python launch/sweep.py show cpu > my_sweep.json                  # a preset as JSON, to edit
     python launch/sweep.py run --config my_sweep.json --out runs/mine --workers 4
 
@@ -61,7 +61,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     report.add_argument("sweep_dir", type=Path)
     restore = sub.add_parser("restore", help="rebuild a sweep directory's finished points from a report's "
                              "sweep_results.json, so that `run --out` trains only the missing ones")
-    restore.add_argument("archive", type=Path)
+    restore.add_argument("archive", type=Path, help="a sweep_results.json written by `report`")
     restore.add_argument("--out", type=Path, required=True, help="the sweep directory (created if absent)")
     show = sub.add_parser("show", help="print a preset as JSON")
     show.add_argument("preset", choices=sorted(PRESETS))
@@ -83,9 +83,7 @@ def _prepare(args: argparse.Namespace) -> sw.SweepConfig:
     except (OSError, json.JSONDecodeError) as err:
         raise ValueError(f"cannot read the sweep config {args.config}: {err}") from None
     sweep = sw.SweepConfig.from_json(data)
-    if stored.exists() and json.dumps(sw.load_sweep(args.out).to_json()) != json.dumps(sweep.to_json()):
-        raise ValueError(f"{args.out} holds a different sweep ({stored}); resume it with "
-                         f"`launch/sweep.py run --out {args.out}` or choose another --out")
+    sw.check_same_sweep(args.out, sweep, f"preset {args.preset}" if args.preset else args.config)
     if not args.dry_run:
         args.out.mkdir(parents=True, exist_ok=True)
         sw.write_json_atomic(stored, sweep.to_json())
@@ -237,7 +235,8 @@ def main(argv: list[str] | None = None) -> int:
         if args.command == "report":
             return report(args.sweep_dir)
         if args.command == "restore":
-            written = sw.restore(args.out, args.archive)
+            with runlock.hold(args.out, what="sweep"):
+                written = sw.restore(args.out, args.archive)
             print(f"restored {written} finished point(s) into {args.out}; `launch/sweep.py run --out {args.out}` "
                   f"runs the rest")
             return 0

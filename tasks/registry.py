@@ -47,8 +47,8 @@ class DataOptions:
     num_classes: int = 0  # declare this many classes: more pads, fewer keeps only labels below it (0: as is)
     examples: int = 0  # keep only the first N examples of each split (0: all)
     data_dir: str = ""  # look here first for the IDX files (else METALEARN_DATA, cache, ../shared/data)
-    scale: float = 1.0  # inputs become scale * x + offset after normalization: probes of robustness
-    offset: float = 0.0
+    scale: float = 1.0  # inputs become scale * x + offset after normalization, before `dim` padding (padding
+    offset: float = 0.0  # stays 0) and `project` (a projection turns the offset into a per-task bias): probes
 
 
 @dataclasses.dataclass(frozen=True)
@@ -93,6 +93,9 @@ AT_LEAST_ONE = {MemorizeOptions: ("items",), OrderedOptions: ("per_class", "grou
 def load_pools(dataset: str, options: DataOptions) -> tuple[Pool, Pool, Pool, int]:
     """(train pool, validation pool, test pool, number of classes) of a dataset after preprocessing; the
     validation pool is a fixed slice of the train split that the train pool excludes. Cached per options."""
+    if options.scale == 0:
+        raise ValueError(f"{dataset}: scale=0 would make every input the constant offset; use a nonzero scale "
+                         f"(scale=-1 inverts the inputs)")
     if dataset == "digits":
         if options.resize:
             raise ValueError("digits images are 8x8 and already standardized per pixel; drop resize= "

@@ -238,27 +238,39 @@ def test_meta_train_records_its_command_line(tmp_path, monkeypatch):
 
 
 def test_several_runs_are_scored_on_the_same_episodes_and_summarized_over_runs(run_dir, tmp_path, capsys):
-    early = tmp_path / "tiny-step2"  # another checkpoint of the run: other meta-parameters, the same learner
-    assert inspect_checkpoint.main([str(run_dir), "--step", "2", "--export-pretrained", str(early)]) == 0
-    args = ["--episodes", "4", "--baselines", "sgd", "--no-progress", "--tasks", "digits"]
-    assert meta_test.main(["--run", str(run_dir), str(early), "--out", str(tmp_path / "both"), *args]) == 0
+    seed1 = tmp_path / "tiny-s1"
+    meta_train(MetaTraining(TINY.replace(seed=1), make_mesh(8)), seed1, progress=False)
+    args = ["--best", "--episodes", "4", "--baselines", "sgd", "--no-progress", "--tasks", "digits",
+            "ordered:digits:per_class=3,queries=10"]
+    assert meta_test.main(["--run", str(run_dir), str(seed1), "--out", str(tmp_path / "both"), *args]) == 0
     printed = capsys.readouterr().out
     data = results(tmp_path / "both")
-    scores = {r["learner"]: r["score"] for r in data["rows"]}
-    assert set(scores) == {"learned (tiny)", "learned (tiny-step2)", "sgd"}
     alone = {}
-    for path in (run_dir, early):  # each run's score is the one it gets when scored alone
+    for path in (run_dir, seed1):  # each run's scores are the ones it gets when scored alone
         assert meta_test.main(["--run", str(path), "--out", str(tmp_path / path.name), *args]) == 0
-        alone[path.name] = next(r["score"] for r in results(tmp_path / path.name)["rows"] if r["learner"] != "sgd")
-    assert [scores["learned (tiny)"], scores["learned (tiny-step2)"]] == [alone["tiny"], alone["tiny-step2"]]
-    learned, sgd = data["meta"]["over_runs"]
-    values = [alone["tiny"], alone["tiny-step2"]]
-    assert learned["per_run"] == values and learned["score"] == pytest.approx(np.mean(values))
-    assert learned["interval"] == pytest.approx(stats.t.ppf(0.975, 1) * np.std(values, ddof=1) / np.sqrt(2))
-    assert (sgd["learner"], sgd["over"], sgd["score"]) == ("sgd", "episodes", scores["sgd"])
-    assert [r["step"] for r in data["meta"]["runs"]] == [4, 2] and "over the 2 runs" in printed
+        alone[path.name] = {r["task"]: r["score"] for r in results(tmp_path / path.name)["rows"]
+                            if r["learner"].startswith("learned")}
+    for task in ("digits", "ordered:digits:per_class=3,queries=10"):
+        mine = {r["learner"]: r for r in data["rows"] if r["task"] == task}
+        assert set(mine) == {"learned (tiny)", "learned (tiny-s1)", "sgd"}
+        values = [alone["tiny"][task], alone["tiny-s1"][task]]
+        assert [mine["learned (tiny)"]["score"], mine["learned (tiny-s1)"]["score"]] == values
+        learned, sgd = [r for r in data["meta"]["over_runs"] if r["task"] == task]
+        assert learned["per_run"] == values and learned["score"] == pytest.approx(np.mean(values))
+        assert learned["interval"] == pytest.approx(stats.t.ppf(0.975, 1) * np.std(values, ddof=1) / np.sqrt(2))
+        assert (sgd["learner"], sgd["score"]) == ("sgd", mine["sgd"]["score"])
+        # a baseline's interval is over episodes, of whole-episode accuracy: none where the score is a query's
+        assert sgd["interval"] == (mine["sgd"]["acc_ci"] if task == "digits" else None)
+    assert [r["seed"] for r in data["meta"]["runs"]] == [0, 1] and "over the 2 runs" in printed
 
-    assert meta_test.main(["--run", str(run_dir), str(early), *args]) == 2
-    assert "name its folder with --out" in capsys.readouterr().err
-    assert meta_test.main(["--run", str(run_dir), str(run_dir), "--out", str(tmp_path / "x"), *args]) == 2
-    assert "the same folder name" in capsys.readouterr().err
+    other = tmp_path / "other-lr"  # seed 1 as a pretrained folder whose config says another lr
+    assert inspect_checkpoint.main([str(seed1), "--best", "--export-pretrained", str(other)]) == 0
+    info = json.loads((other / "run.json").read_text())
+    (other / "run.json").write_text(json.dumps({**info, "config": {**info["config"], "lr": 0.5}}))
+    refusals = {"name its folder with --out": ["--run", str(run_dir), str(seed1), *args],
+                "listed twice": ["--run", str(run_dir), str(run_dir), "--out", str(tmp_path / "x"), *args],
+                "add --best": ["--run", str(run_dir), str(seed1), "--out", str(tmp_path / "x"), *args[1:]],
+                "differs from": ["--run", str(run_dir), str(other), "--out", str(tmp_path / "x"), *args]}
+    for message, argv in refusals.items():
+        assert meta_test.main(argv) == 2
+        assert message in capsys.readouterr().err

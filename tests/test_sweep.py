@@ -191,8 +191,21 @@ def test_the_report_archive_restores_the_finished_points_into_a_new_directory(tm
     sw.write_json_atomic(other / "sweep.json", {**TINY, "seeds": [0, 1, 2]})
     with pytest.raises(ValueError, match="holds a different sweep"):
         sw.restore(other, source / "sweep_results.json")
-    with pytest.raises(ValueError, match="is not a sweep archive"):
+    with pytest.raises(ValueError, match="is not a readable sweep archive"):
         sw.restore(other, source / "sweep.json")
+    broken = tmp_path / "broken.json"
+    broken.write_text(json.dumps({"format": sw.ARCHIVE_FORMAT, "sweep": TINY, "baselines": {}, "points": [{}]}))
+    with pytest.raises(ValueError, match="is not a readable sweep archive"):
+        sw.restore(tmp_path / "new", broken)
+    stray = json.loads((source / "sweep_results.json").read_text())
+    stray["points"][0] = {**stray["points"][0], "point": "nope__1__s0"}
+    broken.write_text(json.dumps(stray))
+    with pytest.raises(ValueError, match="does not define: \\['nope__1__s0'\\]"):
+        sw.restore(tmp_path / "new", broken)
+    command = _sweep("restore", source / "sweep_results.json", "--out", tmp_path / "by_cli", env=dict(os.environ))
+    assert command.returncode == 0 and "restored 2 finished point(s)" in command.stdout
+    refused = _sweep("restore", source / "sweep.json", "--out", tmp_path / "by_cli", env=dict(os.environ))
+    assert refused.returncode == 2 and refused.stderr.startswith("error:") and "Traceback" not in refused.stderr
 
 
 def _sweep(*args, env):

@@ -47,12 +47,14 @@ def test_unknown_task_lists_the_known_ones():
         load_task("mnsit")
 
 
-def test_scale_and_offset_transform_the_inputs_after_normalization_in_every_split_and_family():
+def test_scale_and_offset_transform_the_inputs_after_normalization_in_every_split_and_streams():
     plain, moved = load_task("digits"), load_task("digits:scale=-2,offset=0.5")
     for split in ("train", "test", "validation"):
         np.testing.assert_allclose(getattr(moved, split).pool.x, -2 * getattr(plain, split).pool.x + 0.5, rtol=1e-6)
         np.testing.assert_array_equal(getattr(moved, split).pool.y, getattr(plain, split).pool.y)
     stream = load_task("ordered:digits:per_class=2,queries=5,offset=3").test
     np.testing.assert_allclose(stream.pool.x, load_task("ordered:digits:per_class=2,queries=5").test.pool.x + 3)
-    with pytest.raises(ValueError, match="offset must be a finite number"):
-        load_task("digits:offset=nan")
+    for bad, message in (("offset=nan", "offset must be a finite number"), ("scale=inf", "scale must be a finite"),
+                         ("scale=0", "nonzero scale")):
+        with pytest.raises(ValueError, match=message):
+            load_task(f"digits:{bad}")

@@ -26,30 +26,40 @@ def mean_interval(values: list[float]) -> tuple[float, float]:
     return float(x.mean()), float(stats.t.ppf(0.975, x.size - 1) * x.std(ddof=1) / math.sqrt(x.size))
 
 
+def _finite(value: float | None) -> float | None:
+    """None for a missing or non-finite number (JSON has no NaN)."""
+    return None if value is None or not math.isfinite(value) else float(value)
+
+
 def seed_rows(rows: list[dict], learned: list[str]) -> list[dict]:
     """One row per (task, learner) over the runs: the `learned` labels (one per run, seeds of one
-    configuration) become a single row with the mean score and its 95% t-interval over runs; a baseline,
-    scored once on the same episodes, keeps its score (its interval is over episodes: `acc_ci`)."""
+    configuration) become a single row with the mean score and its 95% t-interval over the runs that have
+    a score; a baseline, scored once on the same episodes, keeps its score and the interval over episodes
+    of whole-episode accuracy (none on streams, whose score is the query accuracy)."""
     out = []
     for task in dict.fromkeys(r["task"] for r in rows):
         mine = [r for r in rows if r["task"] == task]
-        runs = [r for r in mine if r["learner"] in learned]
-        mean, half = mean_interval([r["score"] for r in runs])
-        out.append({"task": task, "learner": f"learned, {len(runs)} runs", "score": mean, "interval": half,
-                    "over": "runs", "per_run": [r["score"] for r in runs]})
-        out += [{"task": task, "learner": r["learner"], "score": r["score"], "interval": r["acc_ci"],
-                 "over": "episodes", "per_run": []} for r in mine if r["learner"] not in learned]
+        scores = [math.nan if r["score"] is None else r["score"] for r in mine if r["learner"] in learned]
+        mean, half = mean_interval(scores)
+        out.append({"task": task, "learner": f"learned, {sum(map(math.isfinite, scores))} runs",
+                    "score": _finite(mean), "interval": _finite(half), "over": "runs",
+                    "per_run": [_finite(v) for v in scores]})
+        out += [{"task": task, "learner": r["learner"], "score": r["score"],
+                 "interval": r["acc_ci"] if r["query_acc"] is None else None, "over": "episodes", "per_run": []}
+                for r in mine if r["learner"] not in learned]
     return out
 
 
 def format_seed_table(rows: list[dict]) -> str:
+    """`seed_rows` as fixed-width text ('-' for a missing score or interval)."""
+    number = lambda v: "-" if v is None else f"{v:.3f}"  # noqa: E731
     tw = max(len("task"), *(len(r["task"]) for r in rows)) + 2
     lw = max(len("learner"), *(len(r["learner"]) for r in rows)) + 2
-    lines = [f"{'task':<{tw}}{'learner':<{lw}}{'score':>7}  95% interval   per run"]
+    lines = [f"{'task':<{tw}}{'learner':<{lw}}{'score':>7}  {'95% interval':<20}per run"]
     for r in rows:
-        lines.append(f"{r['task']:<{tw}}{r['learner']:<{lw}}{r['score']:>7.3f}  "
-                     f"{'±' + format(r['interval'], '.3f') + ' (' + r['over'] + ')':<15}"
-                     + " ".join(f"{v:.3f}" for v in r["per_run"]))
+        interval = "-" if r["interval"] is None else f"±{r['interval']:.3f} ({r['over']})"
+        lines.append(f"{r['task']:<{tw}}{r['learner']:<{lw}}{number(r['score']):>7}  {interval:<20}"
+                     + " ".join(map(number, r["per_run"])))
     return "\n".join(lines)
 
 

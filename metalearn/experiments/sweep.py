@@ -193,27 +193,33 @@ def archive(sweep: SweepConfig, results: list[dict], baselines: dict) -> dict:
     return {"format": ARCHIVE_FORMAT, "sweep": sweep.to_json(), "baselines": baselines, "points": results}
 
 
+def check_same_sweep(sweep_dir: Path, sweep: SweepConfig, what: str) -> None:
+    """A sweep directory holds one sweep: `sweep` must be the one stored there, if any (compared as JSON
+    text, so reordering the unseen tasks counts as a change)."""
+    stored = Path(sweep_dir) / "sweep.json"
+    if stored.exists() and json.dumps(load_sweep(sweep_dir).to_json()) != json.dumps(sweep.to_json()):
+        raise ValueError(f"{sweep_dir} holds a different sweep ({stored}) than {what}; resume it with "
+                         f"`launch/sweep.py run --out {sweep_dir}` or choose another directory")
+
+
 def restore(sweep_dir: Path, archive_path: Path) -> int:
     """Write an archive's sweep.json, baselines.json and point results into `sweep_dir` (files already there
     are kept; the sweep must be the same), so that those points count as done. Returns how many it wrote."""
     try:
         data = json.loads(Path(archive_path).read_text())
-    except (OSError, json.JSONDecodeError) as err:
-        raise ValueError(f"cannot read the sweep archive {archive_path}: {err}") from None
-    if not isinstance(data, dict) or data.get("format") != ARCHIVE_FORMAT:
-        raise ValueError(f"{archive_path} is not a sweep archive (format {ARCHIVE_FORMAT!r}); the report of a "
-                         f"sweep writes one as <sweep dir>/sweep_results.json")
-    sweep, sweep_dir = SweepConfig.from_json(data["sweep"]), Path(sweep_dir)
-    stored = sweep_dir / "sweep.json"
-    if stored.exists() and json.dumps(load_sweep(sweep_dir).to_json()) != json.dumps(sweep.to_json()):
-        raise ValueError(f"{sweep_dir} holds a different sweep than {archive_path}; restore into a new directory")
-    known = {p.id for p in sweep.points()}
-    unknown = [r.get("point") for r in data["points"] if r.get("point") not in known]
+        if data.get("format") != ARCHIVE_FORMAT:
+            raise ValueError(f"its format is {data.get('format')!r}")
+        sweep, baselines = SweepConfig.from_json(data["sweep"]), data["baselines"]
+        results = {r["point"]: r for r in data["points"]}
+    except (OSError, json.JSONDecodeError, AttributeError, KeyError, TypeError, ValueError) as err:
+        raise ValueError(f"{archive_path} is not a readable sweep archive ({type(err).__name__}: {err}); the "
+                         f"report of a sweep writes one as <sweep dir>/sweep_results.json") from None
+    unknown = sorted(set(results) - {p.id for p in sweep.points()})
     if unknown:
         raise ValueError(f"{archive_path} has results for points its sweep does not define: {unknown[:3]}")
-    sweep_dir.mkdir(parents=True, exist_ok=True)
-    wanted = [(stored, sweep.to_json()), (sweep_dir / "baselines.json", data["baselines"] or None)]
-    wanted += [(point_dir(sweep_dir, r["point"]) / "result.json", r) for r in data["points"]]
+    check_same_sweep(sweep_dir, sweep, archive_path)
+    wanted = [(Path(sweep_dir) / "sweep.json", sweep.to_json()), (Path(sweep_dir) / "baselines.json", baselines or None)]
+    wanted += [(point_dir(sweep_dir, point) / "result.json", result) for point, result in results.items()]
     written = 0
     for path, content in wanted:
         if content is not None and not path.exists():
