@@ -16,6 +16,7 @@ gives the learned algorithm's mean score with its 95% t-interval over the runs b
 from __future__ import annotations
 
 import argparse
+import functools
 import os
 import sys
 from pathlib import Path
@@ -123,6 +124,11 @@ def main(argv: list[str] | None = None) -> int:
     out_dir = args.out or (Path("runs") / "pretrained" / run.run_dir.name if shipped else run.run_dir) / "meta_test"
     rows, curves = [], {}
     key = keys.evaluation(args.seed)
+
+    @functools.cache  # one compiled evaluation per learner: the seeds of a configuration share it
+    def evaluator(learner, batch: int):
+        return jax.jit(lambda p, t: evaluate(learner, p, t, key, args.episodes, length, batch))
+
     jobs = [(t, l) for t in tasks for l in labels]
     bar = tqdm(jobs, disable=args.no_progress, unit="eval", desc="meta-test")
     for (name, task), label in bar:
@@ -131,7 +137,7 @@ def main(argv: list[str] | None = None) -> int:
         learner, meta_params, batch = (mine.learner, mine.meta_params, mine.config.inner_batch) if mine \
             else (make_learner(label), {}, 1)
         spec = TaskSpec(task.input_size, task.num_classes, task.episode_length(length))
-        result = jax.jit(lambda p, t: evaluate(learner, p, t, key, args.episodes, length, batch))(meta_params, task)
+        result = evaluator(learner, batch)(meta_params, task)
         sizes = learner_sizes(learner, spec)
         rows.append({"task": name, "learner": label, "algorithm_size": sizes.algorithm, "state_size": sizes.state,
                      "flops_per_step": step_flops(learner, spec), **summary(result)})

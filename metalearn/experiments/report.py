@@ -50,11 +50,15 @@ def seed_rows(rows: list[dict], learned: list[str]) -> list[dict]:
     return out
 
 
+def _widths(rows: list[dict]) -> tuple[int, int]:
+    """Column widths of the task and learner names in a text table."""
+    return tuple(max(len(name), *(len(r[name]) for r in rows)) + 2 for name in ("task", "learner"))
+
+
 def format_seed_table(rows: list[dict]) -> str:
     """`seed_rows` as fixed-width text ('-' for a missing score or interval)."""
     number = lambda v: "-" if v is None else f"{v:.3f}"  # noqa: E731
-    tw = max(len("task"), *(len(r["task"]) for r in rows)) + 2
-    lw = max(len("learner"), *(len(r["learner"]) for r in rows)) + 2
+    tw, lw = _widths(rows)
     lines = [f"{'task':<{tw}}{'learner':<{lw}}{'score':>7}  {'95% interval':<20}per run"]
     for r in rows:
         interval = "-" if r["interval"] is None else f"±{r['interval']:.3f} ({r['over']})"
@@ -65,8 +69,7 @@ def format_seed_table(rows: list[dict]) -> str:
 
 def format_table(rows: list[dict]) -> str:
     """A fixed-width text table of the four axes ('-' where a task has no query phase)."""
-    tw = max(len("task"), *(len(r["task"]) for r in rows)) + 2
-    lw = max(len("learner"), *(len(r["learner"]) for r in rows)) + 2
+    tw, lw = _widths(rows)
     header = f"{'score':>6}  {'task':<{tw}}{'learner':<{lw}}{'algorithm':>10}{'state':>10}{'FLOPs/step':>12}" \
              f"{'acc':>14}{'last 20%':>10}{'query':>7}"
     lines = [header, "-" * len(header)]

@@ -7,8 +7,8 @@ A sweep directory holds `sweep.json` (the config), `baselines.json`, and `points
 run (checkpoints, metrics) and `result.json`, written last and atomically: a point with a result is done
 and never rerun, one without resumes from its last checkpoint. The report gathers the config, baselines and
 results into one small `sweep_results.json`; committed next to the tables, it outlives the run directory
-(`restore` rebuilds a sweep directory's finished points from it, so a rerun trains only the rest). Everything here is pure bookkeeping plus the
-two jobs (`run_point`, `run_baselines`) that a worker process executes; `launch/sweep.py` schedules them.
+(`restore` rebuilds a sweep directory's finished points from it, so a rerun trains only the rest).
+Everything here is pure bookkeeping plus the two jobs (`run_point`, `run_baselines`) that a worker process executes; `launch/sweep.py` schedules them.
 """
 
 from __future__ import annotations
@@ -218,7 +218,8 @@ def restore(sweep_dir: Path, archive_path: Path) -> int:
     if unknown:
         raise ValueError(f"{archive_path} has results for points its sweep does not define: {unknown[:3]}")
     check_same_sweep(sweep_dir, sweep, archive_path)
-    wanted = [(Path(sweep_dir) / "sweep.json", sweep.to_json()), (Path(sweep_dir) / "baselines.json", baselines or None)]
+    sweep_dir = Path(sweep_dir)
+    wanted = [(sweep_dir / "sweep.json", sweep.to_json()), (sweep_dir / "baselines.json", baselines or None)]
     wanted += [(point_dir(sweep_dir, point) / "result.json", result) for point, result in results.items()]
     written = 0
     for path, content in wanted:

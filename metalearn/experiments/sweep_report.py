@@ -235,5 +235,6 @@ def write_report(sweep_dir: Path) -> list[Path]:
     md_path.write_text(markdown_table(rows, base_rows, unseen, skipped))
     levels = [level.label for level in sweep.tasks if any(r["tasks"] == level.label for r in rows)]
     colors = {p.label: f"C{i}" for i, p in enumerate(sweep.learners)}
-    return [archive_path, csv_path, md_path, plot_ratio(sweep_dir / "sweep_ratio.png", rows, base_rows, unseen, levels),
+    return [archive_path, csv_path, md_path,
+            plot_ratio(sweep_dir / "sweep_ratio.png", rows, base_rows, unseen, levels),
             plot_tasks(sweep_dir / "sweep_tasks.png", rows, base_rows, unseen, levels, colors)]
