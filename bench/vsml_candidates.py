@@ -23,7 +23,7 @@ import numpy as np  # noqa: E402
 from metalearn.learners import step_flops  # noqa: E402
 from metalearn.learners import vsml as V  # noqa: E402
 from metalearn.learners.base import Feedback, TaskSpec  # noqa: E402
-from metalearn.learners.lstm import gate_scale  # noqa: E402
+from metalearn.learners.lstm import gate_scale, lstm_cell  # noqa: E402
 
 T = 50  # steps per member
 
@@ -41,6 +41,7 @@ class Candidate(V.VSML):
     scaled = True
 
     def _update(self, p, layer, fwd_in, bwd_in):
+        p = jax.tree.map(lambda x: x[0, 0], p)  # the layer's parameters carry [groups_in, groups_out] axes: G = 1
         s = gate_scale(self.lstm_size) if self.scaled else jnp.ones(4 * self.lstm_size)
         drive = (fwd_in @ (p["w_fwd"] * s))[:, None, :] + p["b"] * s
         if bwd_in is not None:
@@ -125,7 +126,31 @@ class HC(Candidate):
         return hc[..., :n], hc[..., n:]
 
 
-VARIANTS = dict(base=Sigmoid, tanh=V.VSML, bar=Bar, sigbar=SigBar, nomm=NoMM, noact=NoAct, flat=Flat, hc=HC)
+class Rat(Candidate):
+    """The learner's own cell (the written-out tanh of metalearn/learners/lstm.py) in this plain layout."""
+
+    def cell(self, z, s, c):
+        return lstm_cell(z, c, prescaled=True)
+
+
+class RatBlocked(Rat):
+    """Rat with the connections cut into `blocks` row blocks, every tick of a block run before the next
+    (`lax.map`), so one block's gates, h and c stay in cache across the ticks (28x28: 2 MB of gates per member
+    per tick otherwise)."""
+
+    blocks = 8
+
+    def run_ticks(self, drive, w_h, s, h, c):
+        rows = h.shape[0]
+        split = lambda x: x.reshape(self.blocks, rows // self.blocks, *x.shape[1:])  # noqa: E731
+        drive = jnp.broadcast_to(drive, h.shape[:-1] + drive.shape[-1:])
+        hs, cs = jax.lax.map(lambda args: Rat.run_ticks(self, w_h=w_h, s=s, drive=args[0], h=args[1], c=args[2]),
+                             (split(drive), split(h), split(c)))
+        return hs.reshape(h.shape), cs.reshape(c.shape)
+
+
+VARIANTS = dict(base=Sigmoid, tanh=V.VSML, bar=Bar, sigbar=SigBar, nomm=NoMM, noact=NoAct, flat=Flat, hc=HC, rat=Rat,
+                **{f"ratblk{k}": type(f"RatBlocked{k}", (RatBlocked,), {"blocks": k}) for k in (2, 4, 8, 16)})
 
 
 def episode_fn(learner, spec, key, xs):
