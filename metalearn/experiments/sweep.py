@@ -8,7 +8,8 @@ run (checkpoints, metrics) and `result.json`, written last and atomically: a poi
 and never rerun, one without resumes from its last checkpoint. The report gathers the config, baselines and
 results into one small `sweep_results.json`; committed next to the tables, it outlives the run directory
 (`restore` rebuilds a sweep directory's finished points from it, so a rerun trains only the rest).
-Everything here is pure bookkeeping plus the two jobs (`run_point`, `run_baselines`) that a worker process executes; `launch/sweep.py` schedules them.
+Everything here is pure bookkeeping plus the two jobs (`run_point`, `run_baselines`) that a worker process
+executes; `launch/sweep.py` schedules them.
 """
 
 from __future__ import annotations
