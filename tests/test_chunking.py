@@ -42,3 +42,14 @@ def test_resolve_fixes_auto_and_keeps_a_number():
     assert BackpropConfig().resolve(VSML(), spec, 2, 1) == BackpropConfig()
     with pytest.raises(ValueError, match="auto"):
         ESConfig().build(lambda p, d: (0.0, 0.0), None, None)
+
+
+def test_l2_size_read_from_a_linux_cache_folder(tmp_path):
+    for index, (level, size) in enumerate([("1", "48K"), ("1", "32K"), ("2", "2048K"), ("3", "105M")]):
+        folder = tmp_path / f"index{index}"
+        folder.mkdir()
+        (folder / "level").write_text(level + "\n")
+        (folder / "size").write_text(size + "\n")
+    assert chunking.core_l2_bytes(tmp_path) == 2 * 2**20
+    assert chunking.parse_cache_size("1M") == 2**20 and chunking.parse_cache_size("512") == 512
+    assert chunking.core_l2_bytes(tmp_path / "missing") == chunking.FALLBACK_L2_BYTES

@@ -3,19 +3,43 @@
 The chunk bounds memory, never the result (the ES update is the same for every chunk). A kernel's working
 set is chunk x 2 members x the bytes one member-step touches (state in, state out, temporaries: XLA's memory
 analysis of the compiled step). On an accelerator the chunk fills half of the device's memory; on a CPU it
-keeps the working set within a core's L2 cache, past which the per-connection LSTM is memory-bound
-(bench/README.md: at 28x28 one pair per kernel beats eight).
+keeps the working set within one core's L2 cache (read from Linux), past which the per-connection LSTM is
+memory-bound (bench/README.md: at 28x28 one pair per kernel beats eight; at 8x8 one pair beats three).
 """
 
 from __future__ import annotations
+
+from pathlib import Path
 
 import jax
 import jax.numpy as jnp
 
 from metalearn.learners.base import Feedback, Learner, TaskSpec
 
-CPU_BUDGET_BYTES = 4 * 2**20  # a core's L2 cache on the machines the bench ran on
+CPU_CACHE_DIR = Path("/sys/devices/system/cpu/cpu0/cache")
+FALLBACK_L2_BYTES = 2 * 2**20  # a common per-core L2 where the OS does not say (macOS, Windows, containers)
 DEVICE_MEMORY_FRACTION = 0.5  # of an accelerator's memory; the rest is for XLA's own buffers and the data
+
+
+def parse_cache_size(text: str) -> int:
+    """Linux's cache size notation ("2048K", "2M", "1G" or plain bytes) in bytes."""
+    text = text.strip().upper()
+    scale = {"K": 2**10, "M": 2**20, "G": 2**30}.get(text[-1:], 1)
+    return int(text.rstrip("KMG")) * scale
+
+
+def core_l2_bytes(cache_dir: Path = CPU_CACHE_DIR) -> int:
+    """One core's L2 cache as Linux reports it (not lscpu's sum over cores), else FALLBACK_L2_BYTES."""
+    for index in sorted(cache_dir.glob("index*")):
+        try:
+            if (index / "level").read_text().strip() == "2":
+                return parse_cache_size((index / "size").read_text())
+        except (OSError, ValueError):
+            break
+    return FALLBACK_L2_BYTES
+
+
+CPU_BUDGET_BYTES = core_l2_bytes()
 
 
 def member_step_bytes(learner: Learner, spec: TaskSpec) -> int:
