@@ -14,6 +14,8 @@ import math
 from metalearn.outer import OUTER, OuterConfig, outer_fields
 from metalearn.outer.es import ESConfig
 
+TEACHER_LEVELS = ("logits", "connections")
+
 
 @dataclasses.dataclass(frozen=True)
 class MetaTrainConfig:
@@ -23,7 +25,7 @@ class MetaTrainConfig:
     val_tasks: tuple[str, ...] = ()  # task specs validated on (their validation slices; empty: train_tasks')
     outer: OuterConfig = ESConfig()  # the outer optimizer and its settings (ESConfig, BackpropConfig)
     lr: float = 0.05  # Adam learning rate on the outer gradient (an ES estimate or backprop's)
-    generations: int = 100  # outer steps; the default run (ES, population 256): ~7 minutes on 2 idle cores
+    generations: int = 150  # outer steps; the default run (ES, population 256): ~4.5 minutes on 2 idle cores
     episode_length: int = 100  # inner-loop steps per episode
     inner_batch: int = 1  # examples per inner step; B > 1 merges B state copies after each step (learner.merge)
     episodes_per_member: int = 1  # episodes per task each outer step scores (ES: shared by the population)
@@ -38,6 +40,9 @@ class MetaTrainConfig:
                 "as the fitness targets"})
     teacher_temperature: float = dataclasses.field(default=1.0, metadata={
         "help": "the teacher's logits are divided by this before the softmax"})
+    teacher_level: str = dataclasses.field(default="logits", metadata={
+        "help": "logits: distil the teacher's predictions; connections: fit each connection of a one-layer VSML "
+                "to class_mean's per-connection term (a warm start by backprop)"})
 
     def __post_init__(self):
         positive = ("generations", "episode_length", "inner_batch", "episodes_per_member", "eval_every",
@@ -54,6 +59,8 @@ class MetaTrainConfig:
             raise ValueError(f"lr must be positive and finite, got lr={self.lr}")
         if not 0 < self.teacher_temperature < math.inf:
             raise ValueError(f"teacher_temperature must be positive and finite, got {self.teacher_temperature}")
+        if self.teacher_level not in TEACHER_LEVELS:
+            raise ValueError(f"teacher_level must be one of {', '.join(TEACHER_LEVELS)}, got {self.teacher_level!r}")
 
     def to_json(self) -> dict:
         return {**dataclasses.asdict(self), "outer": {"name": self.outer.name, **dataclasses.asdict(self.outer)}}
