@@ -42,3 +42,12 @@ class ClassMean(MeanMerge):
         floor = jnp.min(jnp.where(seen, score, jnp.inf))
         logits = jnp.where(seen, score, jnp.where(jnp.any(seen), floor - 1.0, 0.0))
         return {"sums": sums, "counts": counts, "x_prev": x}, logits
+
+    @staticmethod
+    def connection_terms(state: PyTree, x: chex.Array) -> chex.Array:
+        """[C, D]: the logits of the seen classes split over input units, 2 x_d mu_cd - mu_cd^2, whose sum over
+        d is -||x - mu_c||^2 + ||x||^2 (the same ranking); 0 for unseen classes. A rule each connection (d, c)
+        of a learned layer could run on its own: it needs only x_d and whether the label was c
+        (`metalearn/rollout/imitation.py`)."""
+        means = state["sums"] / jnp.maximum(state["counts"], 1.0)[:, None]
+        return 2 * x * means - means**2

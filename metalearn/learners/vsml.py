@@ -364,6 +364,19 @@ class VSML(MeanMerge):
         stats = moments.update(layers[0]["x_moments"], x)
         return [{**layers[0], "x_moments": stats}, *layers[1:]], moments.standardize(stats, x)
 
+    def input_seen(self, state: PyTree, x: chex.Array) -> chex.Array:
+        """The input as the first layer's connections saw it in the step that led to `state`."""
+        return moments.standardize(state[0]["x_moments"], x) if self.standardize else x
+
+    def connection_outputs(self, meta_params: PyTree, state: PyTree) -> chex.Array:
+        """[B, A]: what each connection (a, b) of the output layer adds to logit b (channel 0 of its forward
+        head; the logit is bound * tanh(mean over a / bound)). One-group VSML only."""
+        if self.groups != 1:
+            raise ValueError("vsml: connection_outputs is defined for groups=1")
+        p = self._layer_params(meta_params, len(state) - 1, state[-1]["h"].shape[1])
+        out = state[-1]["h"] @ p["fwd_head"][0, 0, :, 0] + p["fwd_head_b"][0, 0, 0]
+        return out.T
+
     def step(
         self, meta_params: PyTree, state: PyTree, x: chex.Array, feedback: Feedback
     ) -> tuple[PyTree, chex.Array]:

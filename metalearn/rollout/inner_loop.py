@@ -10,6 +10,7 @@ import jax.numpy as jnp
 import optax
 
 from metalearn.learners.base import Feedback, Learner, PyTree, TaskSpec
+from metalearn.rollout.imitation import imitation_episode
 from tasks.episodes import Episode
 
 
@@ -71,11 +72,14 @@ def run_episode(learner: Learner, meta_params: PyTree, key: chex.PRNGKey, episod
 class Teacher(NamedTuple):
     """A hand-designed learner whose online predictions, softened by `temperature`, are the targets of
     distillation. It reads the episode one example per step whatever the student's inner batch, and under ES
-    every member recomputes them (cheap next to the student for the hand-designed learners)."""
+    every member recomputes them (cheap next to the student for the hand-designed learners). `level`
+    'connections' fits each of a VSML's connections to the teacher's per-connection term instead
+    (`imitation.py`)."""
 
     learner: Learner
     meta_params: PyTree
     temperature: float = 1.0
+    level: str = "logits"
 
     def targets(self, key: chex.PRNGKey, episode: Episode, num_classes: int) -> chex.Array:
         """[T, C] class probabilities: the teacher's prediction at each step, made before the label."""
@@ -87,16 +91,20 @@ def mean_fitness(learner: Learner, meta_params: PyTree, data: tuple, num_classes
                  teacher: Teacher | None = None) -> tuple[chex.Array, chex.Array]:
     """The meta-training fitness: mean cross-entropy (to minimise) and accuracy over `data`, a tuple over
     tasks of (init_keys [E], episodes [E, T, ...]), averaged over each task's episodes, then over tasks.
-    With a `teacher` the cross-entropy is against its online predictions (distillation), not the labels."""
+    With a `teacher` the cross-entropy is against its online predictions (distillation), not the labels, or
+    at `level` 'connections' the loss is the connections' squared distance to the teacher's terms."""
     losses, accs = [], []
     for init_keys, episodes in data:
         def episode_result(k, ep):
+            if teacher is not None and teacher.level == "connections":
+                return imitation_episode(learner, meta_params, k, ep, num_classes, teacher.temperature)
             targets = None if teacher is None else teacher.targets(k, ep, num_classes)
-            return run_episode(learner, meta_params, k, ep, num_classes, batch, targets)
+            result = run_episode(learner, meta_params, k, ep, num_classes, batch, targets)
+            return result.loss, result.correct
 
-        result = jax.vmap(episode_result)(init_keys, episodes)
-        losses.append(result.loss.mean())
-        accs.append(result.correct.mean())
+        loss, correct = jax.vmap(episode_result)(init_keys, episodes)
+        losses.append(loss.mean())
+        accs.append(correct.mean())
     return jnp.mean(jnp.stack(losses)), jnp.mean(jnp.stack(accs))
 
 

@@ -25,6 +25,7 @@ from metalearn.learners.base import PyTree
 from metalearn.outer import OuterMetrics, OuterState
 from metalearn.outer.mesh import replicate
 from metalearn.rollout.evaluation import Evaluation, evaluate, summary
+from metalearn.rollout.imitation import check_imitation
 from metalearn.rollout.inner_loop import Teacher, mean_fitness
 from metalearn.training import checkpoint, distributed, guards, keys, runlock
 from metalearn.training.config import MetaTrainConfig
@@ -154,7 +155,9 @@ def _teacher(config: MetaTrainConfig, spec: TaskSpec) -> Teacher | None:
         raise ValueError(f"teacher {config.teacher!r} has meta-parameters, which would be a random initialisation "
                          f"here; a teacher is a hand-designed learner (class_mean, sgd:lr=..., adam:lr=..., knn, "
                          f"slda).")
-    return Teacher(learner, params, config.teacher_temperature)
+    if config.teacher_level == "connections":
+        check_imitation(config.outer.wrap(make_learner(config.learner)), learner, config.inner_batch)
+    return Teacher(learner, params, config.teacher_temperature, config.teacher_level)
 
 
 def _load(specs: Sequence[str], split: str, role: str) -> tuple[Task, ...]:
