@@ -66,8 +66,9 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     return p.parse_args(argv)
 
 
-# Seeds of one configuration may differ in these: the seed, and when and how long the runs were recorded.
-SEED_FIELDS = ("seed", "generations", "eval_every", "checkpoint_every")
+# Seeds of one configuration may differ in these: the seed, when and how long the runs were recorded, and
+# the warm start's path (each seed of a two-stage recipe starts from its own first stage).
+SEED_FIELDS = ("seed", "generations", "eval_every", "checkpoint_every", "init_from")
 
 
 def check_seeds(runs: list, args: argparse.Namespace) -> None:

@@ -274,3 +274,7 @@ def test_several_runs_are_scored_on_the_same_episodes_and_summarized_over_runs(r
     for message, argv in refusals.items():
         assert meta_test.main(argv) == 2
         assert message in capsys.readouterr().err
+    # each seed of a two-stage recipe starts from its own first stage: a different --init-from is still a seed
+    (other / "run.json").write_text(json.dumps({**info, "config": {**info["config"], "init_from": "runs/stage1_s1"}}))
+    meta_test.check_seeds([load_run(run_dir, best=True), load_run(other)], meta_test.parse_args(
+        ["--run", str(run_dir), str(other), "--out", str(tmp_path / "x"), *args]))
