@@ -25,7 +25,7 @@ class MetaTrainConfig:
     val_tasks: tuple[str, ...] = ()  # task specs validated on (their validation slices; empty: train_tasks')
     outer: OuterConfig = ESConfig()  # the outer optimizer and its settings (ESConfig, BackpropConfig)
     lr: float = 0.05  # Adam learning rate on the outer gradient (an ES estimate or backprop's)
-    generations: int = 150  # outer steps; the default run (ES, population 256): ~4.5 minutes on 2 idle cores
+    generations: int = 150  # outer steps; the default run (ES, population 256): 5-6 minutes on 2 idle cores (README)
     episode_length: int = 100  # inner-loop steps per episode
     inner_batch: int = 1  # examples per inner step; B > 1 merges B state copies after each step (learner.merge)
     episodes_per_member: int = 1  # episodes per task each outer step scores (ES: shared by the population)
