@@ -89,6 +89,8 @@ def test_knn_keeps_every_example_of_the_episode_unless_told_otherwise():
     ("vsml:merge_fraction=2", "merge_fraction is a fraction of each LSTM state vector, between 0 and 1"),
     ("vsml:init_rand_proportion=-0.5", "init_rand_proportion is a fraction"),
     ("vsml:gate_init=xavier", "gate_init must be one of lecun, reference; got 'xavier'"),
+    ("vsml:standardize=true,standardize_over=pixel", "standardize_over must be 'unit'.*or 'all'"),
+    ("vsml:standardize_over=all", "add standardize=true"),
 ])
 def test_bad_learner_specs_explain_themselves(spec, message):
     with pytest.raises(ValueError, match=message):

@@ -235,7 +235,8 @@ def test_single_pass_reads_error_and_input_at_once_and_errors_climb_a_layer_per_
         assert np.allclose(a[0]["h"], b[0]["h"]) != reaches_first_layer
 
 
-def test_standardized_inputs_ignore_scale_and_offset_and_use_no_later_input():
+@pytest.mark.parametrize("over", ["unit", "all"])
+def test_standardized_inputs_ignore_scale_and_offset_and_use_no_later_input(over):
     xs = jax.random.normal(jax.random.key(4), (6, SPEC.input_size)) * 2.0 + 1.0
 
     def run(learner, xs):
@@ -246,7 +247,7 @@ def test_standardized_inputs_ignore_scale_and_offset_and_use_no_later_input():
             outputs.append(logits)
         return state, np.stack(outputs)
 
-    learner = VSML(standardize=True, hidden=(6,))
+    learner = VSML(standardize=True, standardize_over=over, hidden=(6,))
     state, logits = run(learner, xs)
     np.testing.assert_allclose(run(learner, 3.0 * xs - 7.0)[1], logits, rtol=1e-4, atol=1e-4)
     plain = VSML(hidden=(6,))
@@ -254,6 +255,17 @@ def test_standardized_inputs_ignore_scale_and_offset_and_use_no_later_input():
     np.testing.assert_allclose(state[0]["x_moments"]["mean"], xs.mean(0), rtol=1e-5, atol=1e-6)
     np.testing.assert_allclose(state[0]["x_moments"]["var"], xs.var(0), rtol=1e-4, atol=1e-6)
     np.testing.assert_array_equal(run(learner, xs[:3])[1], logits[:3])  # step t reads inputs up to t only
+
+
+def test_standardizing_over_all_units_keeps_their_relative_scales():
+    xs = jax.random.uniform(jax.random.key(6), (5, 7)) * jnp.array([0.01, 1, 1, 2, 3, 5, 0.0])
+    stats = moments.init(7)
+    for x in xs:
+        stats = moments.update(stats, x)
+    seen = VSML(standardize=True, standardize_over="all").input_seen([{"x_moments": stats}], xs[-1])
+    np.testing.assert_allclose(seen, (xs[-1] - xs.mean()) / xs.std(), rtol=1e-4, atol=1e-5)
+    # the near-constant unit 0 is blown up to unit spread when standardized on its own, not over all
+    assert moments.standardize(stats, xs)[:, 0].std() > 0.9 > 0.05 > moments.standardize(stats, xs, True)[:, 0].std()
 
 
 def test_pooled_moments_of_inner_batch_copies_are_those_of_all_their_examples():

@@ -32,8 +32,15 @@ def update(moments: PyTree, x: chex.Array) -> PyTree:
     return {"mean": mean, "var": var, "count": count}
 
 
-def standardize(moments: PyTree, x: chex.Array) -> chex.Array:
-    return (x - moments["mean"]) / jnp.sqrt(moments["var"] + EPS)
+def standardize(moments: PyTree, x: chex.Array, over_all: bool = False) -> chex.Array:
+    """x standardized per input unit, or with `over_all` by one mean and variance over all units' values
+    (those of every unit and example so far pooled), which keeps the units' relative scales: per unit, a unit
+    that has barely varied (an image's border) is scaled up to the size of the informative ones."""
+    mean, var = moments["mean"], moments["var"]
+    if over_all:
+        pooled_mean = jnp.mean(mean, axis=-1, keepdims=True)
+        mean, var = pooled_mean, jnp.mean(var + (moments["mean"] - pooled_mean) ** 2, axis=-1, keepdims=True)
+    return (x - mean) / jnp.sqrt(var + EPS)
 
 
 def pool(copies: PyTree) -> PyTree:

@@ -53,7 +53,10 @@ is in it), as options whose defaults keep this module's own rule:
   layers no backward message.
 
 `standardize=true` (not in the reference) feeds the network each input standardized by the running mean
-and variance, per input unit, of the episode's inputs so far, this one included (`moments.py`).
+and variance, per input unit, of the episode's inputs so far, this one included (`moments.py`). With
+`standardize_over=all`, one mean and variance over all input units' values instead: still blind to the
+inputs' overall scale and offset, and it keeps their relative scales (nearest class mean on MNIST 7x7 loses
+6 points on per-unit standardized inputs and none on these; docs/experiments.md, session 13).
 
 Sizes, with N = lstm_size, m = msg_size and layer widths d_0 .. d_L:
   algorithm = (4N(2m + N + 1)  [LSTM]  + 2(Nm + m)  [heads]  + 2N  [initial state]) x G (G + 1 with
@@ -139,6 +142,7 @@ class VSML(MeanMerge):
     merge_fraction: float = 1.0  # part of each LSTM state an inner batch averages (reference: 0.5)
     single_pass: bool = False  # one sweep reading forward and backward messages at once (the reference's)
     standardize: bool = False  # standardize inputs by the episode's running mean and variance
+    standardize_over: str = "unit"  # per input "unit", or "all" units' values pooled
     name: ClassVar[str] = "vsml"
     # Inner batches keep each copy's remembered messages (and average `merge_fraction` of the LSTM states).
     per_example: ClassVar[tuple[str, ...]] = ("fwd_in", "bwd_in")
@@ -157,6 +161,12 @@ class VSML(MeanMerge):
             if not 0.0 <= getattr(self, option) <= 1.0:
                 raise ValueError(f"vsml: {option} is a fraction of each LSTM state vector, between 0 and 1; "
                                  f"got {getattr(self, option)}")
+        if self.standardize_over not in ("unit", "all"):
+            raise ValueError(f"vsml: standardize_over must be 'unit' (each input's own mean and variance) or "
+                             f"'all' (one over all inputs' values); got {self.standardize_over!r}")
+        if self.standardize_over != "unit" and not self.standardize:
+            raise ValueError("vsml: standardize_over chooses how standardize=true scales the inputs; add "
+                             "standardize=true (e.g. vsml:standardize=true,standardize_over=all)")
         if self.gate_init not in GATE_INITS:
             raise ValueError(f"vsml: gate_init must be one of {', '.join(GATE_INITS)}; got {self.gate_init!r}")
 
@@ -362,11 +372,14 @@ class VSML(MeanMerge):
         if not self.standardize:
             return layers, x
         stats = moments.update(layers[0]["x_moments"], x)
-        return [{**layers[0], "x_moments": stats}, *layers[1:]], moments.standardize(stats, x)
+        return [{**layers[0], "x_moments": stats}, *layers[1:]], self._scaled(stats, x)
+
+    def _scaled(self, stats: PyTree, x: chex.Array) -> chex.Array:
+        return moments.standardize(stats, x, over_all=self.standardize_over == "all")
 
     def input_seen(self, state: PyTree, x: chex.Array) -> chex.Array:
         """The input as the first layer's connections saw it in the step that led to `state`."""
-        return moments.standardize(state[0]["x_moments"], x) if self.standardize else x
+        return self._scaled(state[0]["x_moments"], x) if self.standardize else x
 
     def connection_outputs(self, meta_params: PyTree, state: PyTree) -> chex.Array:
         """[B, A]: what each connection (a, b) of the output layer adds to logit b (channel 0 of its forward
