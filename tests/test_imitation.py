@@ -27,15 +27,21 @@ def test_class_mean_terms_sum_to_its_logits_up_to_a_constant_per_example():
         feedback = Feedback.from_prediction(logits, y, True)
 
 
-def test_vsml_logits_are_the_bounded_mean_of_its_connection_outputs():
-    learner = make_learner("vsml:lstm_size=4,msg_size=2,standardize=true")
+@pytest.mark.parametrize("weights", ["equal", "variance"])
+def test_vsml_logits_are_the_bounded_weighted_mean_of_its_connection_outputs(weights):
+    learner = make_learner(f"vsml:lstm_size=4,msg_size=2,standardize=true,input_weights={weights}")
     spec, ep = TaskSpec(3, CLASSES), one(episodes(1))
     params = learner.init_meta_params(jax.random.key(0), spec)
     state = learner.init_state(params, jax.random.key(1), spec)
-    state, logits = learner.step(params, state, ep.x[0], Feedback.zeros(CLASSES))
-    mean = learner.connection_outputs(params, state).mean(-1)
-    np.testing.assert_allclose(logits, learner.bound * jnp.tanh(mean / learner.bound), rtol=1e-5, atol=1e-6)
+    state, _ = learner.step(params, state, ep.x[0], Feedback.zeros(CLASSES))
     np.testing.assert_allclose(learner.input_seen(state, ep.x[0]), 0.0)  # one input: nothing to scale by yet
+    for x in ep.x[1:4]:
+        state, logits = learner.step(params, state, x, Feedback.zeros(CLASSES))
+    var = jnp.var(ep.x[:4], axis=0)  # each input unit's variance so far: its weight, relative to their mean
+    unit_weights = var / var.mean() if weights == "variance" else jnp.ones(3)
+    assert weights == "equal" or np.ptp(unit_weights) > 0.1
+    mean = (learner.connection_outputs(params, state) * unit_weights).mean(-1)
+    np.testing.assert_allclose(logits, learner.bound * jnp.tanh(mean / learner.bound), rtol=1e-4, atol=1e-5)
 
 
 def test_a_silent_vsml_is_scored_by_the_size_of_the_scaled_targets():

@@ -91,6 +91,7 @@ def test_knn_keeps_every_example_of_the_episode_unless_told_otherwise():
     ("vsml:gate_init=xavier", "gate_init must be one of lecun, reference; got 'xavier'"),
     ("vsml:standardize=true,standardize_over=pixel", "standardize_over must be 'unit'.*or 'all'"),
     ("vsml:standardize_over=all", "add standardize=true"),
+    ("vsml:input_weights=variance", "input_weights=variance puts back.*needs standardize=true"),
 ])
 def test_bad_learner_specs_explain_themselves(spec, message):
     with pytest.raises(ValueError, match=message):

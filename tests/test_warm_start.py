@@ -63,6 +63,13 @@ def test_a_hidden_layer_reuses_the_shared_parameters():
     assert trees_equal(params, load_run(SOURCE).meta_params)
 
 
+def test_input_weights_reuse_a_standardized_source_as_it_is():
+    path = SOURCE.replace("vsml-digits", "vsml-mnist7-imit-s0")
+    learner = make_learner("vsml:standardize=true,input_weights=variance")
+    template = learner.init_meta_params(jax.random.key(3), TaskSpec(49, 10))
+    assert trees_equal(warm_start(learner, template, path), load_run(path).meta_params)
+
+
 def test_groups_with_a_hidden_layer_compute_what_the_one_group_network_computes():
     source = load_run(SOURCE)
     plain, grouped = make_learner("vsml:hidden=4"), make_learner("vsml:groups=2,hidden=4")  # 256 and 40 connections

@@ -57,6 +57,10 @@ and variance, per input unit, of the episode's inputs so far, this one included 
 `standardize_over=all`, one mean and variance over all input units' values instead: still blind to the
 inputs' overall scale and offset, and it keeps their relative scales (nearest class mean on MNIST 7x7 loses
 6 points on per-unit standardized inputs and none on these; docs/experiments.md, session 13).
+`input_weights=variance` (with per-unit `standardize`) keeps the per-unit inputs but averages the first
+layer's forward messages over input units weighted by each unit's running variance over the units' mean
+variance, which puts the units' relative scales back into the sum: every connection computes on inputs of
+one scale, and an input that barely varies (a border pixel) counts for little in the outputs.
 
 Sizes, with N = lstm_size, m = msg_size and layer widths d_0 .. d_L:
   algorithm = (4N(2m + N + 1)  [LSTM]  + 2(Nm + m)  [heads]  + 2N  [initial state]) x G (G + 1 with
@@ -143,6 +147,7 @@ class VSML(MeanMerge):
     single_pass: bool = False  # one sweep reading forward and backward messages at once (the reference's)
     standardize: bool = False  # standardize inputs by the episode's running mean and variance
     standardize_over: str = "unit"  # per input "unit", or "all" units' values pooled
+    input_weights: str = "equal"  # or "variance": first-layer messages weigh input units by their variance
     name: ClassVar[str] = "vsml"
     # Inner batches keep each copy's remembered messages (and average `merge_fraction` of the LSTM states).
     per_example: ClassVar[tuple[str, ...]] = ("fwd_in", "bwd_in")
@@ -167,6 +172,11 @@ class VSML(MeanMerge):
         if self.standardize_over != "unit" and not self.standardize:
             raise ValueError("vsml: standardize_over chooses how standardize=true scales the inputs; add "
                              "standardize=true (e.g. vsml:standardize=true,standardize_over=all)")
+        if self.input_weights not in ("equal", "variance"):
+            raise ValueError(f"vsml: input_weights must be 'equal' or 'variance'; got {self.input_weights!r}")
+        if self.input_weights == "variance" and not (self.standardize and self.standardize_over == "unit"):
+            raise ValueError("vsml: input_weights=variance puts back the input units' scales that per-unit "
+                             "standardization took away; it needs standardize=true (with standardize_over=unit)")
         if self.gate_init not in GATE_INITS:
             raise ValueError(f"vsml: gate_init must be one of {', '.join(GATE_INITS)}; got {self.gate_init!r}")
 
@@ -315,9 +325,11 @@ class VSML(MeanMerge):
         return msg.mean(axis=2).reshape(a, -1)
 
     @staticmethod
-    def _message_to_outputs(p: PyTree, h: chex.Array) -> chex.Array:
-        """[B, m]: unit b's forward message, the mean over its connections of `fwd_head(h_ab)`."""
+    def _message_to_outputs(p: PyTree, h: chex.Array, weights: chex.Array | None = None) -> chex.Array:
+        """[B, m]: unit b's forward message, the mean over its connections of `fwd_head(h_ab)`, weighted by
+        `weights` [A] (mean 1) where given."""
         (ga, gb), (a, b, n) = p["b"].shape[:2], h.shape
+        h = h if weights is None else h * weights[:, None, None]
         mean = h.reshape(ga, a // ga, gb, b // gb, n).mean(axis=1)  # [Ga, Gb, B/Gb, N]
         msg = _group_einsum("ijbn,ijnm->ijbm", mean, p["fwd_head"]) + p["fwd_head_b"][:, :, None]
         return msg.mean(axis=0).reshape(b, -1)
@@ -349,7 +361,7 @@ class VSML(MeanMerge):
             pl = self._layer_params(p, l, layer["h"].shape[1])
             layer = self._update(pl, {**layer, "fwd_in": msg}, msg, None)
             new_layers.append(layer)
-            msg = self._message_to_outputs(pl, layer["h"])
+            msg = self._message_to_outputs(pl, layer["h"], self._input_weights(layers) if l == 0 else None)
         return new_layers, self._logits(msg)
 
     def _single_pass(self, p: PyTree, layers: list, x: chex.Array, feedback: Feedback) -> tuple[list, chex.Array]:
@@ -364,8 +376,15 @@ class VSML(MeanMerge):
             if l and self.backward:
                 new_layers[-1] = {**new_layers[-1], "bwd_in": self._message_to_inputs(pl, layer["h"])}
             new_layers.append(layer)
-            msg = self._message_to_outputs(pl, layer["h"])
+            msg = self._message_to_outputs(pl, layer["h"], self._input_weights(layers) if l == 0 else None)
         return new_layers, self._logits(msg)
+
+    def _input_weights(self, layers: list) -> chex.Array | None:
+        """With `input_weights=variance`, [A]: each input unit's running variance over their mean."""
+        if self.input_weights == "equal":
+            return None
+        var = layers[0]["x_moments"]["var"]
+        return var / (jnp.mean(var, axis=-1, keepdims=True) + moments.EPS)
 
     def _standardized(self, layers: list, x: chex.Array) -> tuple[list, chex.Array]:
         """With `standardize`, x scaled by the statistics of the episode's inputs up to and including x."""

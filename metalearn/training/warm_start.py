@@ -4,7 +4,7 @@ Why: the size axis asks what an outer optimizer does with extra algorithm capaci
 show when ES never leaves chance at large sizes; starting every point from the same learned algorithm
 separates "cannot find a learner" from "what it does once it has one". The source must be the same learner
 with the same options, except for those that only say how often its parameters are used or copied (VSML's
-`groups`, `shared_base`, `hidden`); a learner that holds several copies of the source's parameters says how
+`groups`, `shared_base`, `hidden`) or how its connections' outputs are weighed (`input_weights`); a learner that holds several copies of the source's parameters says how
 to fill them (`from_single_group`). A pretrained folder holds one checkpoint; a run gives its latest.
 """
 
@@ -23,7 +23,7 @@ from metalearn.training.run import load_run
 
 REPO = Path(__file__).resolve().parents[2]
 # Options that change how many times the algorithm's parameters are used or copied, not what they compute.
-REUSING_OPTIONS = ("groups", "shared_base", "hidden")
+REUSING_OPTIONS = ("groups", "shared_base", "hidden", "input_weights")
 
 
 def resolve(source: str | Path) -> Path:
