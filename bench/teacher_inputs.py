@@ -6,8 +6,9 @@ imitation (`--teacher-level connections`) can do at best, measured on validation
 
 Rows: the class-mean baseline on raw inputs; on inputs standardized per input unit (`vsml:standardize=true`)
 and over all units (`standardize_over=all`), each with unseen classes ranked below the seen ones (the
-baseline's rule) and at 0 (the sum of `ClassMean.connection_terms`, the imitation's target). Whole-episode
-online accuracy with a 95% interval over episodes.
+baseline's rule) and at 0 (the sum of `ClassMean.connection_terms`, the imitation's target); and per unit with
+the terms weighted by each unit's variance (what `input_weights=variance` makes of a faithful imitation).
+Whole-episode online accuracy with a 95% interval over episodes.
 """
 
 from __future__ import annotations
@@ -33,10 +34,12 @@ from tasks.registry import load_task  # noqa: E402
 @dataclasses.dataclass(frozen=True)
 class ScaledClassMean(ClassMean):
     """Class mean on inputs standardized as VSML standardizes them ("unit" or "all"); `terms`: the logits
-    are the summed connection terms, so unseen classes score 0 instead of below every seen class."""
+    are the summed connection terms, so unseen classes score 0 instead of below every seen class, and with
+    `weighted` each unit's terms count by its variance over the units' mean variance."""
 
     over: str = "unit"
     terms: bool = False
+    weighted: bool = False
 
     def init_state(self, meta_params: PyTree, key: jax.Array, spec: TaskSpec) -> PyTree:
         return {**super().init_state(meta_params, key, spec), "x_moments": moments.init(spec.input_size)}
@@ -46,7 +49,8 @@ class ScaledClassMean(ClassMean):
         seen = moments.standardize(stats, x, over_all=self.over == "all")
         inner, logits = super().step(meta_params, {k: v for k, v in state.items() if k != "x_moments"}, seen, feedback)
         if self.terms:
-            logits = jnp.sum(self.connection_terms(inner, seen), axis=-1)
+            weights = stats["var"] / (jnp.mean(stats["var"]) + moments.EPS) if self.weighted else 1.0
+            logits = jnp.sum(weights * self.connection_terms(inner, seen), axis=-1)
         return {**inner, "x_moments": stats}, logits
 
 
@@ -62,6 +66,7 @@ def main() -> None:
     for over in ("unit", "all"):
         rows[f"standardized over {over}, unseen below"] = ScaledClassMean(over=over)
         rows[f"standardized over {over}, unseen at 0 (the imitation target)"] = ScaledClassMean(over=over, terms=True)
+    rows["standardized over unit, terms weighted by variance"] = ScaledClassMean(terms=True, weighted=True)
     results = {"task": args.task, "split": "validation", "episodes": args.episodes,
                "episode_length": args.episode_length, "score": "whole-episode online accuracy", "rows": {}}
     for name, learner in rows.items():

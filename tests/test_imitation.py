@@ -51,15 +51,18 @@ def test_a_silent_vsml_is_scored_by_the_size_of_the_scaled_targets():
     spec, ep, temperature = TaskSpec(3, CLASSES), one(episodes(1)), 2.0
     params = learner.init_meta_params(jax.random.key(0), spec)
     params = {**params, "fwd_head": jnp.zeros_like(params["fwd_head"])}
-    loss, correct = imitation_episode(learner, params, jax.random.key(1), ep, CLASSES, temperature)
-    teacher, expected = make_learner("class_mean"), []
+    result = imitation_episode(learner, params, jax.random.key(1), ep, CLASSES, temperature)
+    teacher, expected, teacher_correct = make_learner("class_mean"), [], []
     state, feedback = teacher.init_state({}, None, spec), Feedback.zeros(CLASSES)
     for x, y in zip(ep.x, ep.y):
         state, _ = teacher.step({}, state, x, feedback)
         expected.append(jnp.mean((3 / temperature * teacher.connection_terms(state, x)) ** 2))
+        teacher_correct.append(jnp.argmax(teacher.connection_terms(state, x).sum(-1)) == y)
         feedback = Feedback(jnp.zeros(CLASSES), jax.nn.one_hot(y, CLASSES))  # the label is all class mean reads
-    np.testing.assert_allclose(loss, jnp.stack(expected), rtol=1e-5, atol=1e-6)
-    assert loss[0] == 0.0 and loss[-1] > 1.0 and correct.shape == (16,)
+    np.testing.assert_allclose(result.loss, jnp.stack(expected), rtol=1e-5, atol=1e-6)
+    np.testing.assert_allclose(result.target_power, result.loss, rtol=1e-6)  # silent: the error is the target
+    np.testing.assert_array_equal(result.teacher_correct, jnp.stack(teacher_correct))
+    assert result.loss[0] == 0.0 and result.loss[-1] > 1.0 and result.correct.shape == (16,)
 
 
 @pytest.mark.parametrize("changes, message", [

@@ -15,6 +15,8 @@ the labels' cross-entropy (`--init-from`).
 
 from __future__ import annotations
 
+from typing import NamedTuple
+
 import chex
 import jax
 import jax.numpy as jnp
@@ -42,10 +44,18 @@ def check_imitation(learner: Learner, teacher: Learner, inner_batch: int = 1) ->
                          "--inner-batch 1, or --teacher-level logits to distil the logits of any teacher.")
 
 
+class Imitation(NamedTuple):
+    """Per step [T] of one episode."""
+
+    loss: chex.Array  # mean squared difference between the connections' outputs and the scaled terms
+    correct: chex.Array  # the learner's prediction was right
+    target_power: chex.Array  # mean square of the scaled terms: loss / target_power is the relative error
+    teacher_correct: chex.Array  # the summed terms' prediction was right: what a faithful copy would score
+
+
 def imitation_episode(learner: VSML, meta_params: PyTree, key: chex.PRNGKey, episode: Episode, num_classes: int,
-                      temperature: float) -> tuple[chex.Array, chex.Array]:
-    """`learner` over `episode` as `run_episode` runs it: per step [T], the mean squared difference between
-    its connections' outputs and the scaled class-mean terms, and whether its prediction was correct."""
+                      temperature: float) -> Imitation:
+    """`learner` over `episode` as `run_episode` runs it, each step compared with the class-mean terms."""
     length, inputs = episode.x.shape
     teacher = ClassMean()
     spec = TaskSpec(inputs, num_classes, length)
@@ -60,8 +70,8 @@ def imitation_episode(learner: VSML, meta_params: PyTree, key: chex.PRNGKey, epi
         target = jax.lax.stop_gradient(scale * teacher.connection_terms(teacher_state, seen))
         loss = jnp.mean((learner.connection_outputs(meta_params, state) - target) ** 2)
         next_feedback = Feedback.from_prediction(logits, y, given)
-        return (state, teacher_state, next_feedback), (loss, jnp.argmax(logits, -1) == y)
+        return (state, teacher_state, next_feedback), Imitation(
+            loss, jnp.argmax(logits, -1) == y, jnp.mean(target**2), jnp.argmax(target.sum(-1)) == y)
 
     carry = (learner.init_state(meta_params, key, spec), teacher.init_state({}, key, spec), Feedback.zeros(num_classes))
-    _, (loss, correct) = jax.lax.scan(step, carry, (episode.x, episode.y, episode.feedback_mask))
-    return loss, correct
+    return jax.lax.scan(step, carry, (episode.x, episode.y, episode.feedback_mask))[1]

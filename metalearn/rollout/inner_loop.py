@@ -97,7 +97,7 @@ def mean_fitness(learner: Learner, meta_params: PyTree, data: tuple, num_classes
     for init_keys, episodes in data:
         def episode_result(k, ep):
             if teacher is not None and teacher.level == "connections":
-                return imitation_episode(learner, meta_params, k, ep, num_classes, teacher.temperature)
+                return imitation_episode(learner, meta_params, k, ep, num_classes, teacher.temperature)[:2]
             targets = None if teacher is None else teacher.targets(k, ep, num_classes)
             result = run_episode(learner, meta_params, k, ep, num_classes, batch, targets)
             return result.loss, result.correct
