@@ -49,7 +49,7 @@ class ScaledClassMean(ClassMean):
         seen = moments.standardize(stats, x, over_all=self.over == "all")
         inner, logits = super().step(meta_params, {k: v for k, v in state.items() if k != "x_moments"}, seen, feedback)
         if self.terms:
-            weights = stats["var"] / (jnp.mean(stats["var"]) + moments.EPS) if self.weighted else 1.0
+            weights = moments.unit_weights(stats) if self.weighted else 1.0
             logits = jnp.sum(weights * self.connection_terms(inner, seen), axis=-1)
         return {**inner, "x_moments": stats}, logits
 

@@ -36,11 +36,19 @@ def standardize(moments: PyTree, x: chex.Array, over_all: bool = False) -> chex.
     """x standardized per input unit, or with `over_all` by one mean and variance over all units' values
     (those of every unit and example so far pooled), which keeps the units' relative scales: per unit, a unit
     that has barely varied (an image's border) is scaled up to the size of the informative ones."""
-    mean, var = moments["mean"], moments["var"]
-    if over_all:
-        pooled_mean = jnp.mean(mean, axis=-1, keepdims=True)
-        mean, var = pooled_mean, jnp.mean(var + (moments["mean"] - pooled_mean) ** 2, axis=-1, keepdims=True)
+    mean, var = _merged(moments["mean"], moments["var"], -1) if over_all else (moments["mean"], moments["var"])
     return (x - mean) / jnp.sqrt(var + EPS)
+
+
+def unit_weights(moments: PyTree) -> chex.Array:
+    """Each unit's variance over the units' mean variance: the relative scales per-unit standardization removes."""
+    return moments["var"] / (jnp.mean(moments["var"], axis=-1, keepdims=True) + EPS)
+
+
+def _merged(mean: chex.Array, var: chex.Array, axis: int) -> tuple[chex.Array, chex.Array]:
+    """Mean and variance of the union of equally large groups with these means and variances along `axis`."""
+    merged_mean = jnp.mean(mean, axis=axis, keepdims=True)
+    return merged_mean, jnp.mean(var + (mean - merged_mean) ** 2, axis=axis, keepdims=True)
 
 
 def pool(copies: PyTree) -> PyTree:
@@ -48,7 +56,6 @@ def pool(copies: PyTree) -> PyTree:
 
     The count stays each copy's own: the next update then weighs every copy's new input as the pooled
     stream would (each copy adds one example to B t seen, 1 / (t + 1) of a copy's share)."""
-    mean = copies["mean"].mean(0)
-    var = copies["var"].mean(0) + ((copies["mean"] - mean) ** 2).mean(0)
+    mean, var = _merged(copies["mean"], copies["var"], 0)
     pooled = {"mean": mean, "var": var, "count": copies["count"].mean(0)}
     return jax.tree.map(lambda leaf, like: jnp.broadcast_to(leaf, like.shape), pooled, copies)

@@ -381,10 +381,7 @@ class VSML(MeanMerge):
 
     def _input_weights(self, layers: list) -> chex.Array | None:
         """With `input_weights=variance`, [A]: each input unit's running variance over their mean."""
-        if self.input_weights == "equal":
-            return None
-        var = layers[0]["x_moments"]["var"]
-        return var / (jnp.mean(var, axis=-1, keepdims=True) + moments.EPS)
+        return moments.unit_weights(layers[0]["x_moments"]) if self.input_weights == "variance" else None
 
     def _standardized(self, layers: list, x: chex.Array) -> tuple[list, chex.Array]:
         """With `standardize`, x scaled by the statistics of the episode's inputs up to and including x."""

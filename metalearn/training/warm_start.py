@@ -4,8 +4,9 @@ Why: the size axis asks what an outer optimizer does with extra algorithm capaci
 show when ES never leaves chance at large sizes; starting every point from the same learned algorithm
 separates "cannot find a learner" from "what it does once it has one". The source must be the same learner
 with the same options, except for those that only say how often its parameters are used or copied (VSML's
-`groups`, `shared_base`, `hidden`) or how its connections' outputs are weighed (`input_weights`); a learner that holds several copies of the source's parameters says how
-to fill them (`from_single_group`). A pretrained folder holds one checkpoint; a run gives its latest.
+`groups`, `shared_base`, `hidden`) or how its connections' outputs are weighed (`input_weights`); a learner
+that holds several copies of the source's parameters says how to fill them (`from_single_group`). A
+pretrained folder holds one checkpoint; a run gives its latest.
 """
 
 from __future__ import annotations
