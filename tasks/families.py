@@ -57,7 +57,10 @@ class DatasetEpisodes(_RequestedLength):
     - permute: relabel classes by a random permutation per task (`permutations` N > 0: one of N fixed ones);
     - classes k > 0: each task uses k random classes, relabelled 0..k-1 (so num_classes = k);
     - project d > 0: inputs multiplied by a random D x d Gaussian matrix / sqrt(D), one per task
-      (`projections` N > 0: one of N fixed matrices), so every task is a new input distribution.
+      (`projections` N > 0: one of N fixed matrices), so every task is a new input distribution;
+    - jitter s > 0: per task, input unit u becomes x_u exp(s z_u) + s z'_u (z, z' standard normal), before
+      any projection: new per-unit scales and offsets every episode while each unit keeps its meaning, so a
+      learner meta-trained on it cannot rely on one dataset's pixel statistics.
     """
 
     pool: Pool
@@ -68,6 +71,7 @@ class DatasetEpisodes(_RequestedLength):
     classes: int = struct.field(pytree_node=False, default=0)
     project: int = struct.field(pytree_node=False, default=0)
     projections: int = struct.field(pytree_node=False, default=0)
+    jitter: float = struct.field(pytree_node=False, default=0.0)
 
     @property
     def input_size(self) -> int:
@@ -91,6 +95,9 @@ class DatasetEpisodes(_RequestedLength):
         if self.permute:
             y = jax.random.permutation(_task_key(k_perm, self.permutations), self.num_classes)[y]
         x = self.pool.x[idx]
+        if self.jitter:  # a key of its own: the draws above stay as they were without jitter
+            gain, shift = self.jitter * jax.random.normal(jax.random.fold_in(k_index, 2), (2, x.shape[-1]))
+            x = x * jnp.exp(gain) + shift
         if self.project:
             d = x.shape[-1]
             w = jax.random.normal(_task_key(k_proj, self.projections), (d, self.project)) / jnp.sqrt(d)

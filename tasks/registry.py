@@ -58,6 +58,7 @@ class EpisodeOptions(DataOptions):
     classes: int = 0  # k: each task uses k random classes, relabelled 0..k-1
     project: int = 0  # d: random linear projection of the inputs to d dimensions per task
     projections: int = 0  # 0: a fresh projection per episode; N: one of N fixed projections
+    jitter: float = 0.0  # s: per episode, input unit u becomes x_u exp(s z_u) + s z'_u (z, z' ~ N(0, 1))
 
 
 @dataclasses.dataclass(frozen=True)
@@ -154,7 +155,10 @@ def _build(family: str, dataset: str, options, spec: str) -> TaskSplit:
     if family == "episodes":
         kwargs = dict(pool_classes=num_classes, name=spec, permute=options.permute,
                       permutations=options.permutations, classes=options.classes, project=options.project,
-                      projections=options.projections)
+                      projections=options.projections, jitter=options.jitter)
+        if options.jitter < 0:
+            raise ValueError(f"{spec}: jitter is the standard deviation of the per-unit log-gains and offsets; "
+                             f"use a value >= 0 (0: no jitter), got {options.jitter}")
         if options.classes > num_classes:
             raise ValueError(f"{spec}: classes={options.classes} but the dataset has {num_classes} classes")
         if options.classes:  # drawn from all num_classes: an empty class would leave episodes short of classes

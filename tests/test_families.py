@@ -299,6 +299,29 @@ def test_fixed_projections():
     assert len({r.round(4).tobytes() for r in x[:, 0]}) == 2  # the same example has only two projections
 
 
+def test_jitter_is_a_fresh_per_unit_gain_and_offset_per_episode():
+    plain, jittered = load_task("digits").train, load_task("digits:jitter=0.5").train
+    assert jittered.input_size == plain.input_size
+    x, y, _ = sample_many(jittered, 400, 5)
+    x0, y0, _ = sample_many(plain, 400, 5)
+    assert np.array_equal(y, y0)  # the same examples and labels: only the inputs change
+    # within an episode one affine map per unit: x = x0 * g + o, solved from two distinct examples
+    spread = x0[:, 1] - x0[:, 0]
+    gain = (x[:, 1] - x[:, 0]) / np.where(abs(spread) > 0.1, spread, np.nan)  # NaN: not solvable here
+    offset = x[:, 0] - x0[:, 0] * gain
+    known = np.isfinite(gain)[:, None] & np.ones(x[:, 2:].shape, bool)
+    assert known.mean() > 0.5
+    assert np.allclose((x0[:, 2:] * gain[:, None] + offset[:, None])[known], x[:, 2:][known], atol=1e-3)
+    assert abs(np.nanstd(np.log(gain)) - 0.5) < 0.05 and abs(np.nanstd(offset) - 0.5) < 0.05
+    solvable = np.isfinite(gain).sum(0) >= 20  # units that vary in digits (some pixels are constant)
+    assert solvable.sum() > 40 and np.nanstd(gain[:, solvable], axis=0).min() > 0.2  # new gains every episode
+
+
+def test_negative_jitter_is_refused():
+    with pytest.raises(ValueError, match="jitter"):
+        load_task("digits:jitter=-1")
+
+
 def test_num_classes_pads_and_crops():
     padded = load_task("digits:num_classes=12")
     assert padded.train.num_classes == padded.test.num_classes == 12
