@@ -34,16 +34,17 @@ def main() -> None:
     parser.add_argument("--out", type=Path, default=Path(__file__).parent / "results" / "imitation_fidelity.json")
     args = parser.parse_args()
     results = {"split": "test", "episodes": args.episodes, "episode_length": args.episode_length, "runs": {}}
+    sample_keys, state_keys = jax.random.split(jax.random.split(jax.random.key(0))[0], (2, args.episodes))
+    tasks = {spec: load_task(spec).test for spec in args.tasks}  # the same episodes for every run
+    episodes = {spec: jax.vmap(lambda k, t=task: t.sample(k, args.episode_length))(sample_keys)
+                for spec, task in tasks.items()}
     for path in args.runs:
         run = load_run(path)
         temperature = run.config.teacher_temperature if run.config.teacher_level == "connections" else 1.0
         results["runs"][path] = {"learner": run.config.learner}
-        for spec in args.tasks:
-            task = load_task(spec).test
-            sample_keys, state_keys = jax.random.split(jax.random.split(jax.random.key(0))[0], (2, args.episodes))
-            episodes = jax.vmap(lambda k: task.sample(k, args.episode_length))(sample_keys)
+        for spec, task in tasks.items():
             trace = jax.jit(jax.vmap(lambda k, ep: imitation_episode(
-                run.learner, run.meta_params, k, ep, task.num_classes, temperature)))(state_keys, episodes)
+                run.learner, run.meta_params, k, ep, task.num_classes, temperature)))(state_keys, episodes[spec])
             row = {"learned_acc": float(trace.correct.mean()), "teacher_acc": float(trace.teacher_correct.mean()),
                    "relative_error": float(trace.loss.mean() / trace.target_power.mean())}
             results["runs"][path][spec] = row

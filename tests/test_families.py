@@ -309,7 +309,7 @@ def test_jitter_is_a_fresh_per_unit_gain_and_offset_per_episode():
     spread = x0[:, 1] - x0[:, 0]
     gain = (x[:, 1] - x[:, 0]) / np.where(abs(spread) > 0.1, spread, np.nan)  # NaN: not solvable here
     offset = x[:, 0] - x0[:, 0] * gain
-    known = np.isfinite(gain)[:, None] & np.ones(x[:, 2:].shape, bool)
+    known = np.broadcast_to(np.isfinite(gain)[:, None], x[:, 2:].shape)
     assert known.mean() > 0.5
     assert np.allclose((x0[:, 2:] * gain[:, None] + offset[:, None])[known], x[:, 2:][known], atol=1e-3)
     assert abs(np.nanstd(np.log(gain)) - 0.5) < 0.05 and abs(np.nanstd(offset) - 0.5) < 0.05
