@@ -4,10 +4,11 @@ imitation (`--teacher-level connections`) can do at best, measured on validation
 
     python bench/teacher_inputs.py          # mnist:resize=7, writes bench/results/teacher_inputs.json
 
-Rows: the class-mean baseline on raw inputs; on inputs standardized per input unit (`vsml:standardize=true`)
-and over all units (`standardize_over=all`), each with unseen classes ranked below the seen ones (the
-baseline's rule) and at 0 (the sum of `ClassMean.connection_terms`, the imitation's target); and per unit with
-the terms weighted by each unit's variance (what `input_weights=variance` makes of a faithful imitation).
+Rows: the class-mean baseline on raw inputs; on inputs standardized per input unit (`vsml:standardize=true`),
+over all units (`standardize_over=all`) and per example over its own units (`standardize_over=example`),
+each with unseen classes ranked below the seen ones (the baseline's rule) and at 0 (the sum of
+`ClassMean.connection_terms`, the imitation's target); and per unit with the terms weighted by each unit's
+variance (what `input_weights=variance` makes of a faithful imitation).
 Whole-episode online accuracy with a 95% interval over episodes.
 """
 
@@ -33,7 +34,7 @@ from tasks.registry import load_task  # noqa: E402
 
 @dataclasses.dataclass(frozen=True)
 class ScaledClassMean(ClassMean):
-    """Class mean on inputs standardized as VSML standardizes them ("unit" or "all"); `terms`: the logits
+    """Class mean on inputs standardized as VSML standardizes them ("unit", "all" or "example"); `terms`: the logits
     are the summed connection terms, so unseen classes score 0 instead of below every seen class, and with
     `weighted` each unit's terms count by its variance over the units' mean variance."""
 
@@ -46,7 +47,8 @@ class ScaledClassMean(ClassMean):
 
     def step(self, meta_params: PyTree, state: PyTree, x: jax.Array, feedback: Feedback):
         stats = moments.update(state["x_moments"], x)
-        seen = moments.standardize(stats, x, over_all=self.over == "all")
+        seen = (moments.standardize_example(x) if self.over == "example"
+                else moments.standardize(stats, x, over_all=self.over == "all"))
         inner, logits = super().step(meta_params, {k: v for k, v in state.items() if k != "x_moments"}, seen, feedback)
         if self.terms:
             weights = moments.unit_weights(stats) if self.weighted else 1.0
@@ -63,7 +65,7 @@ def main() -> None:
     args = parser.parse_args()
     task = load_task(args.task).validation
     rows = {"raw, unseen below (the class_mean baseline)": ClassMean()}
-    for over in ("unit", "all"):
+    for over in ("unit", "all", "example"):
         rows[f"standardized over {over}, unseen below"] = ScaledClassMean(over=over)
         rows[f"standardized over {over}, unseen at 0 (the imitation target)"] = ScaledClassMean(over=over, terms=True)
     rows["standardized over unit, terms weighted by variance"] = ScaledClassMean(terms=True, weighted=True)

@@ -14,7 +14,7 @@ SPECS = ["vsml", "vsml:hidden=6,ticks=1", "vsml:use_label=false,msg_size=4", "vs
          "vsml:init_rand_proportion=0.5,init_noise=0,gate_init=reference,merge_fraction=0.5",
          "vsml:single_pass=true,hidden=6", "vsml:single_pass=true,hidden=6x4,backward=false",
          "vsml:standardize=true,hidden=6", "vsml:standardize=true,single_pass=true,hidden=6",
-         "vsml:groups=5,single_pass=true,standardize=true",
+         "vsml:groups=5,single_pass=true,standardize=true", "vsml:standardize=true,standardize_over=example",
          "meta_rnn:hidden=8", "meta_rnn:hidden=5", "lowrank:units=8,rank=0",
          "lowrank:units=8,rank=3", "sgd", "adam", "mlp_sgd:hidden=8", "mlp_sgd:hidden=3",
          "knn:k=3,capacity=20", "knn:capacity=50", "knn:capacity=4", "class_mean", "slda",
@@ -89,7 +89,7 @@ def test_knn_keeps_every_example_of_the_episode_unless_told_otherwise():
     ("vsml:merge_fraction=2", "merge_fraction is a fraction of each LSTM state vector, between 0 and 1"),
     ("vsml:init_rand_proportion=-0.5", "init_rand_proportion is a fraction"),
     ("vsml:gate_init=xavier", "gate_init must be one of lecun, reference; got 'xavier'"),
-    ("vsml:standardize=true,standardize_over=pixel", "standardize_over must be 'unit'.*or 'all'"),
+    ("vsml:standardize=true,standardize_over=pixel", "standardize_over must be 'unit'.*'all'.*or 'example'"),
     ("vsml:standardize_over=all", "add standardize=true"),
     ("vsml:input_weights=variance", "input_weights=variance puts back.*needs standardize=true"),
 ])

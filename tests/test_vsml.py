@@ -235,7 +235,7 @@ def test_single_pass_reads_error_and_input_at_once_and_errors_climb_a_layer_per_
         assert np.allclose(a[0]["h"], b[0]["h"]) != reaches_first_layer
 
 
-@pytest.mark.parametrize("over", ["unit", "all"])
+@pytest.mark.parametrize("over", ["unit", "all", "example"])
 def test_standardized_inputs_ignore_scale_and_offset_and_use_no_later_input(over):
     xs = jax.random.normal(jax.random.key(4), (6, SPEC.input_size)) * 2.0 + 1.0
 
@@ -252,8 +252,13 @@ def test_standardized_inputs_ignore_scale_and_offset_and_use_no_later_input(over
     np.testing.assert_allclose(run(learner, 3.0 * xs - 7.0)[1], logits, rtol=1e-4, atol=1e-4)
     plain = VSML(hidden=(6,))
     assert not np.allclose(run(plain, 3.0 * xs - 7.0)[1], run(plain, xs)[1], rtol=1e-3)
-    np.testing.assert_allclose(state[0]["x_moments"]["mean"], xs.mean(0), rtol=1e-5, atol=1e-6)
-    np.testing.assert_allclose(state[0]["x_moments"]["var"], xs.var(0), rtol=1e-4, atol=1e-6)
+    if over == "example":  # each example's own scale and offset are gone too; no statistics are kept
+        gains, offsets = jnp.arange(1.0, 7.0)[:, None], jnp.arange(6.0)[:, None]
+        np.testing.assert_allclose(run(learner, gains * xs - offsets)[1], logits, rtol=1e-4, atol=1e-4)
+        assert "x_moments" not in state[0]
+    else:
+        np.testing.assert_allclose(state[0]["x_moments"]["mean"], xs.mean(0), rtol=1e-5, atol=1e-6)
+        np.testing.assert_allclose(state[0]["x_moments"]["var"], xs.var(0), rtol=1e-4, atol=1e-6)
     np.testing.assert_array_equal(run(learner, xs[:3])[1], logits[:3])  # step t reads inputs up to t only
 
 

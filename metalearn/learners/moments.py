@@ -40,6 +40,11 @@ def standardize(moments: PyTree, x: chex.Array, over_all: bool = False) -> chex.
     return (x - mean) / jnp.sqrt(var + EPS)
 
 
+def standardize_example(x: chex.Array) -> chex.Array:
+    """x standardized over its own features (the last axis): no statistics carried between examples."""
+    return (x - jnp.mean(x, axis=-1, keepdims=True)) / jnp.sqrt(jnp.var(x, axis=-1, keepdims=True) + EPS)
+
+
 def unit_weights(moments: PyTree) -> chex.Array:
     """Each unit's variance over the units' mean variance: the relative scales per-unit standardization removes."""
     return moments["var"] / (jnp.mean(moments["var"], axis=-1, keepdims=True) + EPS)

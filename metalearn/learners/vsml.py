@@ -57,6 +57,9 @@ and variance, per input unit, of the episode's inputs so far, this one included 
 `standardize_over=all`, one mean and variance over all input units' values instead: still blind to the
 inputs' overall scale and offset, and it keeps their relative scales (nearest class mean on MNIST 7x7 loses
 6 points on per-unit standardized inputs and none on these; docs/experiments.md, session 13).
+`standardize_over=example` standardizes each input vector over its own units instead (no episode
+statistics): blind to every example's own scale and offset, and so to the episode's; nearest class mean on
+inputs standardized so gains 1.8 points on MNIST 7x7 validation (`bench/teacher_inputs.py`).
 `input_weights=variance` (with per-unit `standardize`) keeps the per-unit inputs but averages the first
 layer's forward messages over input units weighted by each unit's running variance over the units' mean
 variance, which puts the units' relative scales back into the sum: every connection computes on inputs of
@@ -67,7 +70,7 @@ Sizes, with N = lstm_size, m = msg_size and layer widths d_0 .. d_L:
               shared_base), x L if per_layer
   state     = sum_l d_{l-1} d_l 2N  [LSTM states]  + sum_l d_{l-1} m  [remembered forward messages]
               (single_pass: sum_{l<L} d_l m [backward messages to hidden layers] instead, none without
-              backward)  + 2 d_0 + 1 [input statistics, with standardize]
+              backward)  + 2 d_0 + 1 [input statistics, with standardize over unit or all]
 Effective state: the remembered forward messages only record the previous forward pass for the next
 backward one (in the first layer: the previous input in channel 0, zeros in the other m - 1), so what a
 task teaches VSML lives in the LSTM states (250,880 of the 257,152 floats by default on 784 -> 10).
@@ -146,7 +149,7 @@ class VSML(MeanMerge):
     merge_fraction: float = 1.0  # part of each LSTM state an inner batch averages (reference: 0.5)
     single_pass: bool = False  # one sweep reading forward and backward messages at once (the reference's)
     standardize: bool = False  # standardize inputs by the episode's running mean and variance
-    standardize_over: str = "unit"  # per input "unit", or "all" units' values pooled
+    standardize_over: str = "unit"  # per input "unit", "all" units' values pooled, or each "example" alone
     input_weights: str = "equal"  # or "variance": first-layer messages weigh input units by their variance
     name: ClassVar[str] = "vsml"
     # Inner batches keep each copy's remembered messages (and average `merge_fraction` of the LSTM states).
@@ -166,9 +169,10 @@ class VSML(MeanMerge):
             if not 0.0 <= getattr(self, option) <= 1.0:
                 raise ValueError(f"vsml: {option} is a fraction of each LSTM state vector, between 0 and 1; "
                                  f"got {getattr(self, option)}")
-        if self.standardize_over not in ("unit", "all"):
-            raise ValueError(f"vsml: standardize_over must be 'unit' (each input's own mean and variance) or "
-                             f"'all' (one over all inputs' values); got {self.standardize_over!r}")
+        if self.standardize_over not in ("unit", "all", "example"):
+            raise ValueError(f"vsml: standardize_over must be 'unit' (each input's own mean and variance), "
+                             f"'all' (one over all inputs' values) or 'example' (each input vector over its "
+                             f"own units); got {self.standardize_over!r}")
         if self.standardize_over != "unit" and not self.standardize:
             raise ValueError("vsml: standardize_over chooses how standardize=true scales the inputs; add "
                              "standardize=true (e.g. vsml:standardize=true,standardize_over=all)")
@@ -279,7 +283,7 @@ class VSML(MeanMerge):
             elif self.backward and l < len(widths) - 2:
                 layer["bwd_in"] = jnp.zeros((b, self.msg_size))
             layers.append(layer)
-        if self.standardize:
+        if self._episode_statistics:
             layers[0]["x_moments"] = moments.init(widths[0])
         return layers
 
@@ -383,10 +387,16 @@ class VSML(MeanMerge):
         """With `input_weights=variance`, [A]: each input unit's running variance over their mean."""
         return moments.unit_weights(layers[0]["x_moments"]) if self.input_weights == "variance" else None
 
+    @property
+    def _episode_statistics(self) -> bool:
+        """Whether the state keeps running input statistics (standardizing per example needs none)."""
+        return self.standardize and self.standardize_over != "example"
+
     def _standardized(self, layers: list, x: chex.Array) -> tuple[list, chex.Array]:
-        """With `standardize`, x scaled by the statistics of the episode's inputs up to and including x."""
-        if not self.standardize:
-            return layers, x
+        """With `standardize`, x scaled by the statistics of the episode's inputs up to and including x, or
+        by its own (`standardize_over=example`)."""
+        if not self._episode_statistics:
+            return layers, self.input_seen(layers, x)
         stats = moments.update(layers[0]["x_moments"], x)
         return [{**layers[0], "x_moments": stats}, *layers[1:]], self._scaled(stats, x)
 
@@ -395,7 +405,9 @@ class VSML(MeanMerge):
 
     def input_seen(self, state: PyTree, x: chex.Array) -> chex.Array:
         """The input as the first layer's connections saw it in the step that led to `state`."""
-        return self._scaled(state[0]["x_moments"], x) if self.standardize else x
+        if self._episode_statistics:
+            return self._scaled(state[0]["x_moments"], x)
+        return moments.standardize_example(x) if self.standardize else x
 
     def connection_outputs(self, meta_params: PyTree, state: PyTree) -> chex.Array:
         """[B, A]: what each connection (a, b) of the output layer adds to logit b (channel 0 of its forward
@@ -423,7 +435,7 @@ class VSML(MeanMerge):
         if averaged < self.lstm_size:
             merged = [{**m, **{k: jnp.concatenate([m[k][..., :averaged], s[k][..., averaged:]], axis=-1)
                                for k in ("h", "c")}} for m, s in zip(merged, states)]
-        if self.standardize:
+        if self._episode_statistics:
             merged[0] = {**merged[0], "x_moments": moments.pool(states[0]["x_moments"])}
         return merged
 
@@ -436,5 +448,5 @@ class VSML(MeanMerge):
             messages = sum(a * m for a in w[:-1])
         else:
             messages = sum(b * m for b in w[1:-1]) if self.backward else 0
-        state = sum(a * b * 2 * n for a, b in zip(w[:-1], w[1:])) + messages + (2 * w[0] + 1) * self.standardize
+        state = sum(a * b * 2 * n for a, b in zip(w[:-1], w[1:])) + messages + (2 * w[0] + 1) * self._episode_statistics
         return algorithm, state
