@@ -81,8 +81,7 @@ class LocalRule(ClassMean):
         elif self.sgd is not None:
             logits = score
         else:
-            floor = jnp.min(jnp.where(counts > 0, score, jnp.inf))
-            logits = jnp.where(counts > 0, score, jnp.where(jnp.any(counts > 0), floor - 1.0, 0.0))
+            logits = self.unseen_below(score, counts > 0)
         new = {"sums": sums, "counts": counts, "x_prev": seen, "x_moments": stats, "squares": squares, "w": w,
                "p_prev": jax.nn.softmax(logits)}
         return new, logits

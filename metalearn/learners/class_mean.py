@@ -38,10 +38,13 @@ class ClassMean(MeanMerge):
         seen = counts > 0
         means = sums / jnp.maximum(counts, 1.0)[:, None]
         score = -jnp.sum((means - x) ** 2, axis=-1)
-        # Unseen classes rank just below the worst seen one; with nothing seen all logits are equal.
+        return {"sums": sums, "counts": counts, "x_prev": x}, self.unseen_below(score, seen)
+
+    @staticmethod
+    def unseen_below(score: chex.Array, seen: chex.Array) -> chex.Array:
+        """Unseen classes rank just below the worst seen one; with nothing seen all logits are equal."""
         floor = jnp.min(jnp.where(seen, score, jnp.inf))
-        logits = jnp.where(seen, score, jnp.where(jnp.any(seen), floor - 1.0, 0.0))
-        return {"sums": sums, "counts": counts, "x_prev": x}, logits
+        return jnp.where(seen, score, jnp.where(jnp.any(seen), floor - 1.0, 0.0))
 
     @staticmethod
     def connection_terms(state: PyTree, x: chex.Array) -> chex.Array:
