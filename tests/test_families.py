@@ -9,7 +9,7 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from metalearn.learners import ClassMean, Feedback, TaskSpec
+from metalearn.learners import ClassMean, Feedback, TaskSpec, make_learner
 from metalearn.outer import ESConfig
 from metalearn.outer.mesh import make_mesh
 from metalearn.rollout.evaluation import evaluate, summary
@@ -228,6 +228,18 @@ def test_evaluate_reports_query_accuracy_only_for_streams_with_a_query_phase():
     assert np.isfinite(ordered.query_acc) and 0.5 < float(ordered.query_acc) <= 1.0
     plain = run(load_task("digits").test)
     assert np.isnan(plain.query_acc) and summary(plain)["query_acc"] is None
+
+
+@pytest.mark.parametrize("episodes, chunk", [(16, 1), (5, 2), (3, 0)])
+def test_evaluation_split_over_devices_scores_the_same_episodes(episodes, chunk):
+    """With a mesh every device runs its share of the episodes, `chunk` at a time, padded by repeats when
+    they do not divide over the 8 devices: the same curves as one vmap over all of them on one device."""
+    learner, task, key = make_learner("sgd:lr=0.1"), load_task("digits").test, jax.random.key(5)
+    one = jax.jit(lambda t: evaluate(learner, {}, t, key, episodes, 20))(task)
+    split = jax.jit(lambda t: evaluate(learner, {}, t, key, episodes, 20, mesh=make_mesh(8), chunk=chunk))(task)
+    np.testing.assert_allclose(split.loss_curve, one.loss_curve, rtol=1e-5)
+    np.testing.assert_allclose(split.acc_curve, one.acc_curve, atol=1e-6)
+    assert float(split.acc_ci) == pytest.approx(float(one.acc_ci), abs=1e-6)
 
 
 # --- dataset episodes ------------------------------------------------------------------------------------

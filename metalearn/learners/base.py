@@ -18,6 +18,7 @@ hand-designed learner unchanged.
 
 from __future__ import annotations
 
+import functools
 import math
 import re
 from typing import Any, ClassVar, NamedTuple, Protocol
@@ -127,6 +128,7 @@ def learner_sizes(learner: Learner, spec: TaskSpec) -> Sizes:
     return Sizes(tree_size(meta), tree_bytes(meta), tree_size(state), tree_bytes(state))
 
 
+@functools.cache  # a compile per call: the banner and the generation guard ask for the same learner
 def step_flops(learner: Learner, spec: TaskSpec) -> float:
     """FLOPs of one inner step (one example, one task) from XLA's cost analysis of the compiled step, each
     LSTM tanh counted as XLA's one op (`lstm.builtin_tanh`)."""

@@ -1,4 +1,5 @@
-"""ES `--chunk auto`: how many antithetic pairs one device evaluates at once (members per compiled kernel).
+"""ES `--chunk auto`: how many antithetic pairs one device evaluates at once (members per compiled kernel);
+the meta-test evaluation of a run sizes its kernels by the same rule (`members_per_kernel`).
 
 The chunk bounds memory, never the result (the ES update is the same for every chunk). A kernel's working
 set is chunk x 2 members x the bytes one member-step touches (state in, state out, temporaries: XLA's memory
@@ -9,6 +10,7 @@ memory-bound (bench/README.md: at 28x28 one pair per kernel beats eight; at 8x8 
 
 from __future__ import annotations
 
+import functools
 from pathlib import Path
 
 import jax
@@ -42,6 +44,7 @@ def core_l2_bytes(cache_dir: Path = CPU_CACHE_DIR) -> int:
 CPU_BUDGET_BYTES = core_l2_bytes()
 
 
+@functools.cache  # a compile per call; ES and the evaluation ask for the same learner
 def member_step_bytes(learner: Learner, spec: TaskSpec) -> int:
     """Bytes one member-step touches: XLA's memory analysis of the compiled learner step (one task)."""
     key = jax.random.key(0)
@@ -61,10 +64,14 @@ def device_budget(device: jax.Device) -> int:
     return CPU_BUDGET_BYTES
 
 
+def members_per_kernel(learner: Learner, spec: TaskSpec, limit: int, device: jax.Device | None = None) -> int:
+    """Members one kernel runs at once: as many as fit the device's budget, at least 1, at most `limit`."""
+    fit = device_budget(device or jax.devices()[0]) // member_step_bytes(learner, spec)
+    return int(max(1, min(limit, fit)))
+
+
 def auto_chunk(learner: Learner, spec: TaskSpec, pairs_per_device: int, tasks_per_member: int = 1,
                device: jax.Device | None = None) -> int:
     """Pairs per kernel: as many as fit the device's budget, at least 1, at most all of a device's pairs."""
-    per_pair = 2 * tasks_per_member * member_step_bytes(learner, spec)
-    fit = device_budget(device or jax.devices()[0]) // per_pair
-    return int(max(1, min(pairs_per_device, fit)))
-
+    per_pair = 2 * tasks_per_member
+    return max(1, members_per_kernel(learner, spec, per_pair * pairs_per_device, device) // per_pair)

@@ -8,8 +8,10 @@ from typing import NamedTuple
 import chex
 import jax
 import jax.numpy as jnp
+from jax.sharding import Mesh, PartitionSpec as P
 
 from metalearn.learners.base import Learner, PyTree
+from metalearn.outer.base import AXIS
 from metalearn.rollout.inner_loop import final_part, run_episode
 from tasks import Task
 
@@ -36,14 +38,15 @@ def _mean_ci(values: chex.Array) -> tuple[chex.Array, chex.Array]:
 
 
 def evaluate(learner: Learner, meta_params: PyTree, task: Task, key: chex.PRNGKey, episodes: int,
-             length: int, batch: int = 1) -> Evaluation:
+             length: int, batch: int = 1, mesh: Mesh | None = None, chunk: int = 0) -> Evaluation:
     """Run `learner` on `episodes` episodes drawn from `key`, `batch` examples per inner step (pure and
-    jit-able; the same key gives the same
-    episodes to every learner, so learners are compared on identical data)."""
+    jit-able; the same key gives the same episodes to every learner, so learners are compared on identical
+    data). With `mesh` every device runs its share of the episodes, `chunk` at a time (0: all at once), as
+    the ES population is run: the same scores, without one device doing all the work."""
     sample_keys, state_keys = jnp.split(jax.random.split(key, 2 * episodes), 2)
     episode_batch = jax.vmap(lambda k: task.sample(k, length))(sample_keys)
-    result = jax.vmap(lambda k, ep: run_episode(learner, meta_params, k, ep, task.num_classes, batch))(
-        state_keys, episode_batch)
+    run = lambda p, k, ep: run_episode(learner, p, k, ep, task.num_classes, batch)  # noqa: E731
+    result = _run_all(run, meta_params, state_keys, episode_batch, mesh, chunk)
     correct = result.correct.astype(jnp.float32)
     acc_curve, acc_curve_ci = _mean_ci(correct)
     loss_curve, loss_curve_ci = _mean_ci(result.loss)
@@ -51,6 +54,28 @@ def evaluate(learner: Learner, meta_params: PyTree, task: Task, key: chex.PRNGKe
     query_acc = jnp.where(query.any(), (correct * query).sum() / jnp.maximum(query.sum(), 1), jnp.nan)
     return Evaluation(acc_curve, acc_curve_ci, loss_curve, loss_curve_ci, correct.mean(),
                       final_part(correct).mean(), result.loss.mean(), _mean_ci(correct.mean(1))[1], query_acc)
+
+
+def _run_all(run, meta_params: PyTree, keys: chex.Array, episodes: PyTree, mesh: Mesh | None, chunk: int):
+    """`run(meta_params, key, episode)` on every episode: one vmap, or split over the mesh's devices (the
+    episodes padded by repeats to a multiple of the devices, the repeats dropped) and gathered back."""
+    count = keys.shape[0]
+    if mesh is None:
+        return jax.vmap(run, (None, 0, 0))(meta_params, keys, episodes)
+    padded = -(-count // mesh.devices.size) * mesh.devices.size
+    keys, episodes = jax.tree.map(lambda x: x[jnp.arange(padded) % count], (keys, episodes))
+
+    def block(params, block_keys, block_episodes):
+        if chunk:
+            out = jax.lax.map(lambda a: run(params, *a), (block_keys, block_episodes), batch_size=chunk)
+        else:
+            out = jax.vmap(run, (None, 0, 0))(params, block_keys, block_episodes)
+        return jax.lax.all_gather(out, AXIS, tiled=True)
+
+    # check_vma=False as in ES: the episode scans start from device-invariant zeros; the gather replicates
+    out = jax.shard_map(block, mesh=mesh, in_specs=(P(), P(AXIS), P(AXIS)), out_specs=P(), check_vma=False)(
+        meta_params, keys, episodes)
+    return jax.tree.map(lambda x: x[:count], out)
 
 
 def summary(evaluation: Evaluation) -> dict[str, float | None]:
