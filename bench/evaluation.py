@@ -27,7 +27,7 @@ import jax  # noqa: E402
 
 from metalearn import load_run  # noqa: E402
 from metalearn.learners import TaskSpec  # noqa: E402
-from metalearn.outer.chunking import members_per_kernel  # noqa: E402
+from metalearn.outer.chunking import episodes_per_kernel  # noqa: E402
 from metalearn.outer.mesh import make_mesh  # noqa: E402
 from metalearn.rollout.evaluation import evaluate  # noqa: E402
 from tasks import load_task  # noqa: E402
@@ -47,15 +47,15 @@ def main(argv: list[str] | None = None) -> int:
     run, task = load_run(args.run), load_task(args.task).test
     mesh = make_mesh(len(jax.devices()))
     spec = TaskSpec(task.input_size, task.num_classes, task.episode_length(args.length))
-    per_device = -(-args.episodes // mesh.devices.size)
-    auto = members_per_kernel(run.learner, spec, per_device)
+    batch = run.config.inner_batch
+    auto = episodes_per_kernel(run.learner, spec, args.episodes, mesh.devices.size, batch)
     variants = [("one vmap on the first device", None, 0)]
     variants += [(f"split over {mesh.devices.size} devices, chunk {c}" + (" (auto)" if c == auto else ""), mesh, c)
                  for c in (int(c) for c in args.chunks.split(","))]
     rows = []
     for name, m, chunk in variants:
         f = jax.jit(lambda params, m=m, chunk=chunk: evaluate(run.learner, params, task, jax.random.key(0),
-                                                              args.episodes, args.length, 1, m, chunk))
+                                                              args.episodes, args.length, batch, m, chunk))
         jax.block_until_ready(f(run.meta_params))
         seconds = []
         for _ in range(args.calls):

@@ -37,7 +37,7 @@ from metalearn import load_run  # noqa: E402
 from metalearn.experiments.report import (format_seed_table, format_table, plot_curves, seed_rows,  # noqa: E402
                                           write_results)
 from metalearn.learners import TaskSpec, check_task_fits, learner_sizes, make_learner, step_flops  # noqa: E402
-from metalearn.outer.chunking import members_per_kernel  # noqa: E402
+from metalearn.outer.chunking import episodes_per_kernel  # noqa: E402
 from metalearn.outer.mesh import make_mesh  # noqa: E402
 from metalearn.rollout.evaluation import evaluate, summary  # noqa: E402
 from metalearn.training import checkpoint, keys, pretrained  # noqa: E402
@@ -127,7 +127,6 @@ def main(argv: list[str] | None = None) -> int:
     out_dir = args.out or (Path("runs") / "pretrained" / run.run_dir.name if shipped else run.run_dir) / "meta_test"
     rows, curves = [], {}
     key, mesh = keys.evaluation(args.seed), make_mesh(len(jax.devices()))  # the episodes split over all devices
-    per_device = -(-args.episodes // mesh.devices.size)
 
     @functools.cache  # one compiled evaluation per learner: the seeds of a configuration share it
     def evaluator(learner, batch: int, chunk: int):
@@ -141,7 +140,8 @@ def main(argv: list[str] | None = None) -> int:
         learner, meta_params, batch = (mine.learner, mine.meta_params, mine.config.inner_batch) if mine \
             else (make_learner(label), {}, 1)
         spec = TaskSpec(task.input_size, task.num_classes, task.episode_length(length))
-        result = evaluator(learner, batch, members_per_kernel(learner, spec, per_device))(meta_params, task)
+        chunk = episodes_per_kernel(learner, spec, args.episodes, mesh.devices.size, batch)
+        result = evaluator(learner, batch, chunk)(meta_params, task)
         sizes = learner_sizes(learner, spec)
         rows.append({"task": name, "learner": label, "algorithm_size": sizes.algorithm, "state_size": sizes.state,
                      "flops_per_step": step_flops(learner, spec), **summary(result)})

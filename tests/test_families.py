@@ -230,16 +230,21 @@ def test_evaluate_reports_query_accuracy_only_for_streams_with_a_query_phase():
     assert np.isnan(plain.query_acc) and summary(plain)["query_acc"] is None
 
 
-@pytest.mark.parametrize("episodes, chunk", [(16, 1), (5, 2), (3, 0)])
-def test_evaluation_split_over_devices_scores_the_same_episodes(episodes, chunk):
-    """With a mesh every device runs its share of the episodes, `chunk` at a time, padded by repeats when
-    they do not divide over the 8 devices: the same curves as one vmap over all of them on one device."""
-    learner, task, key = make_learner("sgd:lr=0.1"), load_task("digits").test, jax.random.key(5)
-    one = jax.jit(lambda t: evaluate(learner, {}, t, key, episodes, 20))(task)
-    split = jax.jit(lambda t: evaluate(learner, {}, t, key, episodes, 20, mesh=make_mesh(8), chunk=chunk))(task)
+@pytest.mark.parametrize("spec, task_name, episodes, chunk, batch", [
+    ("sgd:lr=0.1", "digits", 16, 1, 1), ("sgd:lr=0.1", "digits", 5, 2, 1), ("sgd:lr=0.1", "digits", 3, 0, 1),
+    ("vsml:lstm_size=4,msg_size=2", ORDERED, 6, 2, 2)])
+def test_evaluation_split_over_devices_scores_the_same_episodes(spec, task_name, episodes, chunk, batch):
+    """With a mesh every device samples and runs its share of the episodes, `chunk` at a time, padded by
+    repeats when they do not divide over the 8 devices: the same curves as one vmap on one device (also with
+    meta-parameters, inner batches and a stream's query phase)."""
+    learner, task, key = make_learner(spec), load_task(task_name).test, jax.random.key(5)
+    params = learner.init_meta_params(jax.random.key(1), TaskSpec(task.input_size, task.num_classes, 20))
+    one = jax.jit(lambda p, t: evaluate(learner, p, t, key, episodes, 20, batch))(params, task)
+    split = jax.jit(lambda p, t: evaluate(learner, p, t, key, episodes, 20, batch, make_mesh(8), chunk))(params, task)
     np.testing.assert_allclose(split.loss_curve, one.loss_curve, rtol=1e-5)
     np.testing.assert_allclose(split.acc_curve, one.acc_curve, atol=1e-6)
     assert float(split.acc_ci) == pytest.approx(float(one.acc_ci), abs=1e-6)
+    np.testing.assert_equal(float(split.query_acc), float(one.query_acc))  # NaN for both without queries
 
 
 # --- dataset episodes ------------------------------------------------------------------------------------

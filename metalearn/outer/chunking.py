@@ -1,5 +1,5 @@
 """ES `--chunk auto`: how many antithetic pairs one device evaluates at once (members per compiled kernel);
-the meta-test evaluation of a run sizes its kernels by the same rule (`members_per_kernel`).
+the meta-test evaluation sizes its kernels by the same rule (`episodes_per_kernel`).
 
 The chunk bounds memory, never the result (the ES update is the same for every chunk). A kernel's working
 set is chunk x 2 members x the bytes one member-step touches (state in, state out, temporaries: XLA's memory
@@ -65,9 +65,17 @@ def device_budget(device: jax.Device) -> int:
 
 
 def members_per_kernel(learner: Learner, spec: TaskSpec, limit: int, device: jax.Device | None = None) -> int:
-    """Members one kernel runs at once: as many as fit the device's budget, at least 1, at most `limit`."""
-    fit = device_budget(device or jax.devices()[0]) // member_step_bytes(learner, spec)
+    """Members (learner states: one per episode and inner-batch copy) one kernel runs at once: as many as
+    fit the device's budget, at least 1, at most `limit`."""
+    fit = device_budget(device or jax.local_devices()[0]) // member_step_bytes(learner, spec)
     return int(max(1, min(limit, fit)))
+
+
+def episodes_per_kernel(learner: Learner, spec: TaskSpec, episodes: int, num_devices: int, batch: int = 1) -> int:
+    """The evaluation's chunk: episodes one device runs at once, of its share of `episodes`, each with
+    `batch` state copies (the inner batch)."""
+    per_device = -(-episodes // num_devices)
+    return max(1, members_per_kernel(learner, spec, per_device * batch) // batch)
 
 
 def auto_chunk(learner: Learner, spec: TaskSpec, pairs_per_device: int, tasks_per_member: int = 1,

@@ -41,40 +41,50 @@ def evaluate(learner: Learner, meta_params: PyTree, task: Task, key: chex.PRNGKe
              length: int, batch: int = 1, mesh: Mesh | None = None, chunk: int = 0) -> Evaluation:
     """Run `learner` on `episodes` episodes drawn from `key`, `batch` examples per inner step (pure and
     jit-able; the same key gives the same episodes to every learner, so learners are compared on identical
-    data). With `mesh` every device runs its share of the episodes, `chunk` at a time (0: all at once), as
-    the ES population is run: the same scores, without one device doing all the work."""
+    data). With `mesh` every device samples and runs its share of the episodes, `chunk` at a time (0: all
+    at once; `chunking.episodes_per_kernel` sizes it), as the ES population is run: the same scores up to
+    float rounding, without one device doing all the work. The arguments must then be host arrays or
+    arrays on the mesh, not on one of its devices."""
     sample_keys, state_keys = jnp.split(jax.random.split(key, 2 * episodes), 2)
-    episode_batch = jax.vmap(lambda k: task.sample(k, length))(sample_keys)
-    run = lambda p, k, ep: run_episode(learner, p, k, ep, task.num_classes, batch)  # noqa: E731
-    result = _run_all(run, meta_params, state_keys, episode_batch, mesh, chunk)
+
+    def one(params, data, sample_key, state_key):
+        episode = data.sample(sample_key, length)
+        return run_episode(learner, params, state_key, episode, task.num_classes, batch), episode.feedback_mask
+
+    result, feedback_mask = _run_all(one, (meta_params, task), sample_keys, state_keys, mesh, chunk)
     correct = result.correct.astype(jnp.float32)
     acc_curve, acc_curve_ci = _mean_ci(correct)
     loss_curve, loss_curve_ci = _mean_ci(result.loss)
-    query = ~episode_batch.feedback_mask
+    query = ~feedback_mask
     query_acc = jnp.where(query.any(), (correct * query).sum() / jnp.maximum(query.sum(), 1), jnp.nan)
     return Evaluation(acc_curve, acc_curve_ci, loss_curve, loss_curve_ci, correct.mean(),
                       final_part(correct).mean(), result.loss.mean(), _mean_ci(correct.mean(1))[1], query_acc)
 
 
-def _run_all(run, meta_params: PyTree, keys: chex.Array, episodes: PyTree, mesh: Mesh | None, chunk: int):
-    """`run(meta_params, key, episode)` on every episode: one vmap, or split over the mesh's devices (the
-    episodes padded by repeats to a multiple of the devices, the repeats dropped) and gathered back."""
-    count = keys.shape[0]
+def _run_all(one, shared: tuple, sample_keys: chex.Array, state_keys: chex.Array, mesh: Mesh | None,
+             chunk: int) -> PyTree:
+    """`one(*shared, sample_key, state_key)` for every pair of keys: one vmap, or split over the mesh's
+    devices (the keys padded by repeats to a multiple of the devices, the repeats dropped) and gathered.
+    `shared` (meta-parameters, the task's data) goes to every device whole."""
+    count = sample_keys.shape[0]
+    in_axes = (None,) * len(shared) + (0, 0)
     if mesh is None:
-        return jax.vmap(run, (None, 0, 0))(meta_params, keys, episodes)
+        return jax.vmap(one, in_axes)(*shared, sample_keys, state_keys)
     padded = -(-count // mesh.devices.size) * mesh.devices.size
-    keys, episodes = jax.tree.map(lambda x: x[jnp.arange(padded) % count], (keys, episodes))
+    if padded > count:
+        sample_keys, state_keys = (k[jnp.arange(padded) % count] for k in (sample_keys, state_keys))
 
-    def block(params, block_keys, block_episodes):
+    def block(block_shared, block_sample_keys, block_state_keys):
         if chunk:
-            out = jax.lax.map(lambda a: run(params, *a), (block_keys, block_episodes), batch_size=chunk)
+            out = jax.lax.map(lambda k: one(*block_shared, *k), (block_sample_keys, block_state_keys),
+                              batch_size=chunk)
         else:
-            out = jax.vmap(run, (None, 0, 0))(params, block_keys, block_episodes)
+            out = jax.vmap(one, in_axes)(*block_shared, block_sample_keys, block_state_keys)
         return jax.lax.all_gather(out, AXIS, tiled=True)
 
     # check_vma=False as in ES: the episode scans start from device-invariant zeros; the gather replicates
     out = jax.shard_map(block, mesh=mesh, in_specs=(P(), P(AXIS), P(AXIS)), out_specs=P(), check_vma=False)(
-        meta_params, keys, episodes)
+        shared, sample_keys, state_keys)
     return jax.tree.map(lambda x: x[:count], out)
 
 
