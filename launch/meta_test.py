@@ -37,7 +37,6 @@ from metalearn import load_run  # noqa: E402
 from metalearn.experiments.report import (format_seed_table, format_table, plot_curves, seed_rows,  # noqa: E402
                                           write_results)
 from metalearn.learners import TaskSpec, check_task_fits, learner_sizes, make_learner, step_flops  # noqa: E402
-from metalearn.outer.chunking import episodes_per_kernel  # noqa: E402
 from metalearn.outer.mesh import make_mesh  # noqa: E402
 from metalearn.rollout.evaluation import evaluate, summary  # noqa: E402
 from metalearn.training import checkpoint, keys, pretrained  # noqa: E402
@@ -129,8 +128,8 @@ def main(argv: list[str] | None = None) -> int:
     key, mesh = keys.evaluation(args.seed), make_mesh(len(jax.devices()))  # the episodes split over all devices
 
     @functools.cache  # one compiled evaluation per learner: the seeds of a configuration share it
-    def evaluator(learner, batch: int, chunk: int):
-        return jax.jit(lambda p, t: evaluate(learner, p, t, key, args.episodes, length, batch, mesh, chunk))
+    def evaluator(learner, batch: int):
+        return jax.jit(lambda p, t: evaluate(learner, p, t, key, args.episodes, length, batch, mesh))
 
     jobs = [(t, l) for t in tasks for l in labels]
     bar = tqdm(jobs, disable=args.no_progress, unit="eval", desc="meta-test")
@@ -140,8 +139,7 @@ def main(argv: list[str] | None = None) -> int:
         learner, meta_params, batch = (mine.learner, mine.meta_params, mine.config.inner_batch) if mine \
             else (make_learner(label), {}, 1)
         spec = TaskSpec(task.input_size, task.num_classes, task.episode_length(length))
-        chunk = episodes_per_kernel(learner, spec, args.episodes, mesh.devices.size, batch)
-        result = evaluator(learner, batch, chunk)(meta_params, task)
+        result = evaluator(learner, batch)(meta_params, task)
         sizes = learner_sizes(learner, spec)
         rows.append({"task": name, "learner": label, "algorithm_size": sizes.algorithm, "state_size": sizes.state,
                      "flops_per_step": step_flops(learner, spec), **summary(result)})

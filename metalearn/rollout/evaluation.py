@@ -10,8 +10,9 @@ import jax
 import jax.numpy as jnp
 from jax.sharding import Mesh, PartitionSpec as P
 
-from metalearn.learners.base import Learner, PyTree
+from metalearn.learners.base import Learner, PyTree, TaskSpec
 from metalearn.outer.base import AXIS
+from metalearn.outer.chunking import episodes_per_kernel
 from metalearn.rollout.inner_loop import final_part, run_episode
 from tasks import Task
 
@@ -38,13 +39,16 @@ def _mean_ci(values: chex.Array) -> tuple[chex.Array, chex.Array]:
 
 
 def evaluate(learner: Learner, meta_params: PyTree, task: Task, key: chex.PRNGKey, episodes: int,
-             length: int, batch: int = 1, mesh: Mesh | None = None, chunk: int = 0) -> Evaluation:
+             length: int, batch: int = 1, mesh: Mesh | None = None, chunk: int | None = None) -> Evaluation:
     """Run `learner` on `episodes` episodes drawn from `key`, `batch` examples per inner step (pure and
     jit-able; the same key gives the same episodes to every learner, so learners are compared on identical
-    data). With `mesh` every device samples and runs its share of the episodes, `chunk` at a time (0: all
-    at once; `chunking.episodes_per_kernel` sizes it), as the ES population is run: the same scores up to
-    float rounding, without one device doing all the work. The arguments must then be host arrays or
-    arrays on the mesh, not on one of its devices."""
+    data). With `mesh` every device samples and runs its share of the episodes, `chunk` at a time (None: as
+    many as fit the device's budget for this task's shape, `chunking.episodes_per_kernel`; 0: all at once),
+    as the ES population is run: the same scores up to float rounding, without one device doing all the
+    work. The arguments must then be host arrays or arrays on the mesh, not on one of its devices."""
+    if mesh is not None and chunk is None:
+        spec = TaskSpec(task.input_size, task.num_classes, task.episode_length(length))
+        chunk = episodes_per_kernel(learner, spec, episodes, mesh.devices.size, batch)
     sample_keys, state_keys = jnp.split(jax.random.split(key, 2 * episodes), 2)
 
     def one(params, data, sample_key, state_key):

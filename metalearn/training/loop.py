@@ -23,7 +23,6 @@ from jax.sharding import Mesh
 from metalearn.learners import TaskSpec, check_task_fits, make_learner
 from metalearn.learners.base import PyTree
 from metalearn.outer import OuterMetrics, OuterState
-from metalearn.outer.chunking import episodes_per_kernel
 from metalearn.outer.mesh import replicate
 from metalearn.rollout.evaluation import Evaluation, evaluate, summary
 from metalearn.rollout.imitation import check_imitation
@@ -125,11 +124,8 @@ class MetaTraining:
 
     def _evaluate(self, params: PyTree, task: Task, key: chex.PRNGKey) -> Evaluation:
         cfg = self.config
-        # the episodes split over the devices, in kernels sized for this task's shape like the population's
-        spec = TaskSpec(task.input_size, task.num_classes, task.episode_length(cfg.episode_length))
-        chunk = episodes_per_kernel(self.learner, spec, cfg.eval_episodes, self.mesh.devices.size, cfg.inner_batch)
         return evaluate(self.learner, params, task, key, cfg.eval_episodes, cfg.episode_length, cfg.inner_batch,
-                        self.mesh, chunk)
+                        self.mesh)  # the episodes split over the devices, in kernels sized like the population's
 
     def evaluate_all(self, params: PyTree) -> dict:
         """Metrics-line fields: val_score, the mean score over the validation tasks (which chooses `best/`);
