@@ -40,7 +40,8 @@ def assert_same_logits(learner_a, params_a, learner_b, params_b, steps=3):
 
 
 def test_a_run_starts_from_the_sources_meta_parameters():
-    config = MetaTrainConfig(outer=ESConfig(population=16, chunk=2), init_from=SOURCE, generations=1)
+    config = MetaTrainConfig(outer=ESConfig(population=16, chunk=2), init_from=SOURCE, generations=1,
+                             learner=load_run(SOURCE).config.learner)
     params = MetaTraining(config, make_mesh(8)).init().es.params
     assert trees_equal(params, load_run(SOURCE).meta_params)
 
