@@ -1,7 +1,7 @@
 #!/usr/bin/env python
 """Generation time of one ES run as 1 process x 8 devices versus 2 processes x 4 devices on this machine.
 
-    python bench/multiprocess.py                  # default VSML on digits, 12 generations each
+    python bench/multiprocess.py                  # `vsml` on digits, 12 generations each
     python bench/multiprocess.py --generations 20 --population 256
 
 Both layouts do the same work on 8 fake CPU devices sharing this machine's cores; the 2 x 4 one adds the
@@ -25,8 +25,8 @@ ROOT = Path(__file__).resolve().parents[1]
 
 
 def run(layout: str, args: argparse.Namespace, run_dir: Path) -> list[float]:
-    common = ["--run-dir", str(run_dir), "--generations", str(args.generations), "--population",
-              str(args.population), "--eval-every", str(args.generations), "--checkpoint-every",
+    common = ["--run-dir", str(run_dir), "--learner", args.learner, "--generations", str(args.generations),
+              "--population", str(args.population), "--eval-every", str(args.generations), "--checkpoint-every",
               str(args.generations), "--no-progress"]
     if layout == "1x8":
         env = {**os.environ, "XLA_FLAGS": "--xla_force_host_platform_device_count=8"}
@@ -44,6 +44,7 @@ def main() -> None:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--generations", type=int, default=12)
     p.add_argument("--population", type=int, default=128)
+    p.add_argument("--learner", default="vsml", help="learner spec; 'vsml' is the one the recorded figures measured")
     p.add_argument("--out", type=Path, default=Path(__file__).parent / "results" / "multiprocess.json")
     args = p.parse_args()
     results = {}

@@ -48,7 +48,7 @@ is in it), as options whose defaults keep this module's own rule:
 - `single_pass=true` is the reference's default `backward_pass: False`: one sweep per step from inputs to
   outputs, in which every layer's ticks read its new forward message and its backward message together;
   the output layer's is the feedback on the previous prediction, a hidden layer's the one its successor
-  sent in the previous step (errors climb one layer per step). Half the LSTM updates of the default (a
+  sent in the previous step (errors climb one layer per step). Half the LSTM updates of `single_pass=false` (a
   backward phase, then a forward phase). Not in the reference: `backward=False` with it sends hidden
   layers no backward message.
 

@@ -20,7 +20,8 @@ TEACHER_LEVELS = ("logits", "connections")
 @dataclasses.dataclass(frozen=True)
 class MetaTrainConfig:
     # learner spec, e.g. 'vsml:ticks=1,hidden=32'. The default, VSML's one sweep per step (the reference's), learns
-    # as well as the backward-then-forward `vsml` in half the member-step time (README, "The learning effect").
+    # digits as well as the backward-then-forward `vsml` at half the cost per member-step (README, "The learning
+    # effect"); on MNIST 7x7 it is behind `vsml` at equal generations and ahead at equal time (bench/README.md).
     learner: str = "vsml:single_pass=true"
     train_tasks: tuple[str, ...] = ("digits",)  # task specs meta-trained on (their train splits)
     test_tasks: tuple[str, ...] = ("digits",)  # task specs meta-tested on (their test splits)
