@@ -46,7 +46,7 @@ def main(argv: list[str] | None = None) -> int:
 
     run, task = load_run(args.run), load_task(args.task).test
     mesh = make_mesh(len(jax.devices()))
-    spec = TaskSpec(task.input_size, task.num_classes, task.episode_length(args.length))
+    spec = TaskSpec.of(task, args.length)
     batch = run.config.inner_batch
     auto = episodes_per_kernel(run.learner, spec, args.episodes, mesh.devices.size, batch)
     variants = [("one vmap on the first device", None, 0)]

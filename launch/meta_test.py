@@ -138,7 +138,7 @@ def main(argv: list[str] | None = None) -> int:
         mine = learned.get(label)
         learner, meta_params, batch = (mine.learner, mine.meta_params, mine.config.inner_batch) if mine \
             else (make_learner(label), {}, 1)
-        spec = TaskSpec(task.input_size, task.num_classes, task.episode_length(length))
+        spec = TaskSpec.of(task, length)
         result = evaluator(learner, batch)(meta_params, task)
         sizes = learner_sizes(learner, spec)
         rows.append({"task": name, "learner": label, "algorithm_size": sizes.algorithm, "state_size": sizes.state,

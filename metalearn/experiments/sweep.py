@@ -327,7 +327,7 @@ def run_baselines(sweep_dir: Path) -> dict:
     tune = _scorer(sweep, length, keys.tuning(sweep.eval_seed))
     score = _scorer(sweep, length, keys.evaluation(sweep.eval_seed))
     unseen = load_unseen(sweep)
-    task_spec = TaskSpec(tune_task.input_size, tune_task.num_classes, tune_task.episode_length(length))
+    task_spec = TaskSpec.of(tune_task, length)
 
     out = {"tuned_on": widest.spec}
 

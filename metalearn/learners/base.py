@@ -40,6 +40,11 @@ class TaskSpec(NamedTuple):
     num_classes: int
     episode_length: int = 100  # examples per episode (the inner loop sets the real one)
 
+    @classmethod
+    def of(cls, task: Any, length: int) -> "TaskSpec":
+        """The spec of `task` (a `tasks.Task`) run for `length` steps (a stream sets its own length)."""
+        return cls(task.input_size, task.num_classes, task.episode_length(length))
+
 
 class Feedback(NamedTuple):
     """What the learner is told after a prediction: error = softmax(logits) - onehot(label)."""

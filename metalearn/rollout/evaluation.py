@@ -47,7 +47,7 @@ def evaluate(learner: Learner, meta_params: PyTree, task: Task, key: chex.PRNGKe
     as the ES population is run: the same scores up to float rounding, without one device doing all the
     work. The arguments must then be host arrays or arrays on the mesh, not on one of its devices."""
     if mesh is not None and chunk is None:
-        spec = TaskSpec(task.input_size, task.num_classes, task.episode_length(length))
+        spec = TaskSpec.of(task, length)
         chunk = episodes_per_kernel(learner, spec, episodes, mesh.devices.size, batch)
     sample_keys, state_keys = jnp.split(jax.random.split(key, 2 * episodes), 2)
 

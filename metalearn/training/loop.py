@@ -59,7 +59,7 @@ class MetaTraining:
         self.test_tasks = tuple(test_tasks or _load(config.test_tasks, "test", "meta-test"))
         self.val_tasks = tuple(val_tasks or _load(config.val_tasks or config.train_tasks, "validation", "validation"))
         first = self.train_tasks[0]
-        self.spec = TaskSpec(first.input_size, first.num_classes, first.episode_length(config.episode_length))
+        self.spec = TaskSpec.of(first, config.episode_length)
         check_same_shape({f"meta-training task {i} ({task.name!r})": task for i, task in enumerate(self.train_tasks)})
         template = jax.eval_shape(lambda k: self.learner.init_meta_params(k, self.spec), jax.random.key(0))
         for role, tasks in (("meta-test", self.test_tasks), ("validation", self.val_tasks)):
